@@ -1,0 +1,134 @@
+"""Architecture and optimiser settings: one typed dataclass each, defaults from the paper (A.4, 5.2)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Variant = Literal["srbvae", "rbvae", "vae"]
+RESOLUTIONS = (32, 64, 96, 128)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Which objective the networks are trained with; the networks are the same for all three.
+    variant: Variant = "srbvae"
+    resolution: int = 64  # paper: 64x64 digits, 96x96 faces
+    image_channels: int = 3
+    z_dim: int = 32  # common factors; paper 5.2: 32 latents "for all experiments and models"
+    e_dim: int = 32  # target factors
+    # Channel width at the full resolution, doubled at each halving up to max_channels
+    # (Karras et al. 2018 style: narrow at high resolution, wide near 4x4).
+    base_channels: int = 64
+    max_channels: int = 256
+    fc_dim: int = 512  # width of the fully connected layers of encoders and discriminators
+    disc_dropout: float = 0.25  # A.4: drop inputs of the discriminators' last FC layers
+
+    def __post_init__(self) -> None:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
+        if self.variant not in ("srbvae", "rbvae", "vae"):
+            raise ValueError(f"unknown variant {self.variant!r}")
+        for name in ("z_dim", "e_dim", "base_channels", "max_channels", "fc_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if not 0.0 <= self.disc_dropout < 1.0:
+            raise ValueError("disc_dropout must be in [0, 1)")
+
+    @property
+    def base_size(self) -> int:
+        """Side of the first feature map: 4x4, or 6x6 at 96 (96 = 6 * 2^4)."""
+        size = self.resolution
+        while size > 7:
+            size //= 2
+        return size
+
+    @property
+    def num_stages(self) -> int:
+        """Number of x2 up-/down-sampling steps between base_size and the full resolution."""
+        return (self.resolution // self.base_size).bit_length() - 1
+
+    def channels_at(self, size: int) -> int:
+        """Feature channels of a map of side `size`."""
+        return min(self.max_channels, self.base_channels * (self.resolution // size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    laplace_scale: float = 0.01  # lambda of p(x|z,e) = Laplace(G(z,e), lambda), summed over pixels
+    # beta on the KL terms of Rb-VAE / VAE (beta-VAE when > 1). None: 1 for those, and 0 for
+    # sRb-VAE, whose KL terms are carried by the discriminators (Eq. 6), not written out.
+    kl_weight: float | None = None
+    # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
+    # "nonsaturating": the same fixed point through softplus, gentler while d is confident.
+    adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
+    adversarial_weight: float = 1.0
+    latent_recon_weight: float = 1.0  # Fig. 3(e, f): -log q(z, e | G(z, e)) of prior samples
+
+    def __post_init__(self) -> None:
+        if self.laplace_scale <= 0:
+            raise ValueError("laplace_scale must be positive")
+        if self.adversarial_loss not in ("logit", "nonsaturating"):
+            raise ValueError(f"unknown adversarial_loss {self.adversarial_loss!r}")
+
+    def effective_kl_weight(self, variant: Variant) -> float:
+        if self.kl_weight is not None:
+            return self.kl_weight
+        return 0.0 if variant == "srbvae" else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectiveConfig:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    # A.4: Adam with alpha 1e-4, beta1 0.5, beta2 0.99, eps 1e-8, for every network.
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.99)
+    eps: float = 1e-8
+    disc_lr: float | None = None  # None: same as lr (the paper); set for two time-scale updates
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptimConfig:
+        data = _known(cls, data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return cls(**data)
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Rejects misspelt keys instead of silently ignoring them."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    return dict(data)
+
+
+def paper_config(resolution: int = 64, **overrides: Any) -> ModelConfig:
+    """The paper's setting (64x64 digits; 96x96 faces)."""
+    return ModelConfig(resolution=resolution, **overrides)
+
+
+def cpu_config(resolution: int = 32, **overrides: Any) -> ModelConfig:
+    """Narrow networks that train in about an hour on 2 CPU cores (widths 32-64-128)."""
+    defaults: dict[str, Any] = dict(base_channels=32, max_channels=128, fc_dim=256)
+    defaults.update(overrides)
+    return ModelConfig(resolution=resolution, **defaults)

@@ -1,0 +1,145 @@
+"""The public inference API: encode, generate, transfer, sample, neutralise, interpolate.
+
+    from model import load_model
+    m = load_model("models/digits", device="cpu")
+    z, e = m.encode([image])                  # posterior means, (B, z_dim) and (B, e_dim)
+    out = m.transfer(image, attributes)      # G(z of image, e of attributes)
+    variations = m.sample(image, n=8, seed=0)
+
+Used by the worker, the evaluation and notebooks alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model import images as imageio
+from model.checkpoint import load_inference_network
+from model.networks import SRbVAE
+
+LatentLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
+
+
+class ReferenceVAE:
+    """A trained model ready for inference: no gradients, eval mode, one device."""
+
+    def __init__(self, net: SRbVAE, manifest: dict[str, Any], device: torch.device):
+        self.net = net.eval()
+        self.manifest = manifest
+        self.device = device
+        self.cfg = net.cfg
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", "model"))
+
+    @property
+    def resolution(self) -> int:
+        return self.cfg.resolution
+
+    @property
+    def z_dim(self) -> int:
+        return self.cfg.z_dim
+
+    @property
+    def e_dim(self) -> int:
+        return self.cfg.e_dim
+
+    # --- tensors in, tensors out ---------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) in [-1, 1] -> posterior means z (B, z_dim), e (B, e_dim), on the CPU."""
+        x = x.to(self.device, torch.float32)
+        z, _ = self.net.encoder_z(x)
+        e, _ = self.net.encoder_e(x)
+        return z.float().cpu(), e.float().cpu()
+
+    @torch.inference_mode()
+    def generate_tensor(self, z: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z, e), e = e^r when None. (B, 3, R, R) in [-1, 1], on the CPU."""
+        z = z.to(self.device, torch.float32)
+        e = self.net.expand_e_ref(z.shape[0]) if e is None else e.to(self.device, torch.float32)
+        return self.net.generator(z, e).float().cpu()
+
+    # --- pictures in, pictures out -------------------------------------------------------------
+
+    def encode(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means of a batch of pictures of any size."""
+        return self.encode_tensor(imageio.to_tensor(images, self.resolution))
+
+    def generate(self, z: LatentLike, e: LatentLike | None = None) -> list[Image.Image]:
+        z_t = self._latent(z, self.z_dim, "z")
+        e_t = None if e is None else self._latent(e, self.e_dim, "e")
+        if e_t is not None and e_t.shape[0] != z_t.shape[0]:
+            raise ValueError(f"z has {z_t.shape[0]} rows but e has {e_t.shape[0]}")
+        return imageio.to_pil(self.generate_tensor(z_t, e_t))
+
+    def transfer(
+        self, image: Image.Image, attributes: Image.Image, strength: float = 1.0
+    ) -> Image.Image:
+        """`image`'s common factors z with `attributes`' target factors e.
+
+        strength in [0, 1] moves e from the image's own (0) to the attributes image's (1).
+        """
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        z, e = self.encode([image, attributes])
+        e_mix = e[:1] + strength * (e[1:] - e[:1])
+        return imageio.to_pil(self.generate_tensor(z[:1], e_mix))[0]
+
+    def sample(
+        self, image: Image.Image, n: int = 8, seed: int | None = None, temperature: float = 1.0
+    ) -> list[Image.Image]:
+        """n variations of the target factors, e ~ N(0, t^2 I), for the image's fixed z.
+
+        The draws come from a CPU generator seeded with `seed`, so a seed gives the same
+        images on any device; one batched forward pass generates all n.
+        """
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        seed = secrets.randbits(63) if seed is None else seed
+        z, _ = self.encode([image])
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        e = torch.randn(n, self.e_dim, generator=gen) * temperature
+        return imageio.to_pil(self.generate_tensor(z.expand(n, -1), e))
+
+    def neutralize(self, image: Image.Image) -> Image.Image:
+        """The image with the reference target factors e^r (a neutral face, a plain digit)."""
+        z, _ = self.encode([image])
+        return imageio.to_pil(self.generate_tensor(z, None))[0]
+
+    def interpolate(self, a: Image.Image, b: Image.Image, steps: int = 8) -> list[Image.Image]:
+        """a's z with e moving linearly from a's to b's in `steps` images (both ends included)."""
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2, got {steps}")
+        z, e = self.encode([a, b])
+        t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
+        e_path = e[:1] + t * (e[1:] - e[:1])
+        return imageio.to_pil(self.generate_tensor(z[:1].expand(steps, -1), e_path))
+
+    def _latent(self, value: LatentLike, dim: int, name: str) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(value, dtype=np.float32))
+        if t.ndim == 1:
+            t = t.unsqueeze(0)
+        if t.ndim != 2 or t.shape[1] != dim:
+            raise ValueError(f"{name} must have shape (B, {dim}), got {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return t
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> ReferenceVAE:
+    """Loads an inference checkpoint (its directory or its model.json); never unpickles."""
+    device = torch.device(device)
+    net, manifest = load_inference_network(path, device)
+    return ReferenceVAE(net, manifest, device)

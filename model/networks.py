@@ -1,0 +1,175 @@
+"""The five networks of sRb-VAE (paper A.4, building blocks of Karras et al. 2018).
+
+Encoders q(z|x) and q(e|x), generator G(z, e), discriminators d_xi(x, z, e) and d_gamma(x, z).
+Images are (B, 3, H, W) in [-1, 1]; latents are (B, D).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+
+LRELU_SLOPE = 0.2  # A.4
+
+
+class PixelNorm(nn.Module):
+    """Normalises each pixel's feature vector to unit mean square (Karras et al. 2018, 4.2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def _conv_block(c_in: int, c_out: int, pixel_norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(LRELU_SLOPE)]
+    if pixel_norm:
+        layers.append(PixelNorm())
+    return layers
+
+
+class ConvTrunk(nn.Module):
+    """Image -> flat features: 1x1 from-RGB, then (conv, conv, avg-pool) per halving."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        size = cfg.resolution
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.image_channels, cfg.channels_at(size), 1),
+            nn.LeakyReLU(LRELU_SLOPE),
+        ]
+        for _ in range(cfg.num_stages):
+            c_in, c_out = cfg.channels_at(size), cfg.channels_at(size // 2)
+            layers += _conv_block(c_in, c_in, pixel_norm=False)
+            layers += _conv_block(c_in, c_out, pixel_norm=False)
+            layers.append(nn.AvgPool2d(2))
+            size //= 2
+        c = cfg.channels_at(size)
+        layers += _conv_block(c, c, pixel_norm=False)
+        self.net = nn.Sequential(*layers)
+        self.out_features = c * size * size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten(1)  # (B, C * base * base)
+
+
+class GaussianEncoder(nn.Module):
+    """q(v|x) = N(mu(x), diag(exp(logvar(x)))) for one latent group (z or e)."""
+
+    def __init__(self, cfg: ModelConfig, latent_dim: int):
+        super().__init__()
+        self.trunk = ConvTrunk(cfg)
+        self.fc = nn.Sequential(
+            nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
+        )
+        self.mu = nn.Linear(cfg.fc_dim, latent_dim)
+        self.logvar = nn.Linear(cfg.fc_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(self.trunk(x))
+        # Clamped so that exp() stays finite under bf16 autocast early in training.
+        return self.mu(h), self.logvar(h).clamp(-12.0, 8.0)
+
+
+class Generator(nn.Module):
+    """G(z, e): FC to base x base, then (nearest x2, conv, conv) per doubling, tanh output."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.base = cfg.base_size
+        c = cfg.channels_at(self.base)
+        self.latent_norm = PixelNorm()
+        self.fc = nn.Linear(cfg.z_dim + cfg.e_dim, c * self.base * self.base)
+        self.fc_act = nn.Sequential(nn.LeakyReLU(LRELU_SLOPE), PixelNorm())
+        layers: list[nn.Module] = _conv_block(c, c, pixel_norm=True)
+        size = self.base
+        for _ in range(cfg.num_stages):
+            c_in, c_out = cfg.channels_at(size), cfg.channels_at(size * 2)
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            layers += _conv_block(c_in, c_out, pixel_norm=True)
+            layers += _conv_block(c_out, c_out, pixel_norm=True)
+            size *= 2
+        layers += [nn.Conv2d(cfg.channels_at(size), cfg.image_channels, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.channels = c
+
+    def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.latent_norm(torch.cat([z, e], dim=1))
+        h = self.fc_act(self.fc(h).view(-1, self.channels, self.base, self.base))
+        return self.net(h)  # (B, 3, H, W) in [-1, 1]
+
+
+class Discriminator(nn.Module):
+    """d(x, latents): logit of "x and its latents came from the encoder path q".
+
+    Image features and latents meet only in the last FC layers, whose inputs are dropped out
+    (A.4) so the discriminator cannot ignore the latents and judge the images alone.
+    """
+
+    def __init__(self, cfg: ModelConfig, latent_dim: int):
+        super().__init__()
+        self.trunk = ConvTrunk(cfg)
+        self.image_fc = nn.Sequential(
+            nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
+        )
+        self.latent_fc = nn.Sequential(nn.Linear(latent_dim, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE))
+        self.joint = nn.Sequential(
+            nn.Dropout(cfg.disc_dropout),
+            nn.Linear(2 * cfg.fc_dim, cfg.fc_dim),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Linear(cfg.fc_dim, 1),
+        )
+
+    def forward(self, x: torch.Tensor, *latents: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.image_fc(self.trunk(x)), self.latent_fc(torch.cat(latents, 1))], 1)
+        return self.joint(h).squeeze(1)  # (B,) logits
+
+
+class SRbVAE(nn.Module):
+    """All trainable parts. Only encoders, generator and e_ref are needed for inference."""
+
+    INFERENCE_PREFIXES = ("encoder_z.", "encoder_e.", "generator.", "e_ref")
+
+    def __init__(self, cfg: ModelConfig, *, with_discriminators: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder_z = GaussianEncoder(cfg, cfg.z_dim)
+        self.encoder_e = GaussianEncoder(cfg, cfg.e_dim)
+        self.generator = Generator(cfg)
+        # e^r: the constant target factors of every reference image (paper 4.1), learned.
+        self.e_ref = nn.Parameter(torch.zeros(cfg.e_dim))
+        if cfg.variant == "srbvae" and with_discriminators:
+            self.disc_xze = Discriminator(cfg, cfg.z_dim + cfg.e_dim)  # d_xi
+            self.disc_xz = Discriminator(cfg, cfg.z_dim)  # d_gamma
+        else:
+            self.disc_xze = None
+            self.disc_xz = None
+
+    def model_parameters(self) -> list[nn.Parameter]:
+        """theta and psi: what the encoder/generator phase updates."""
+        return [
+            *self.encoder_z.parameters(),
+            *self.encoder_e.parameters(),
+            *self.generator.parameters(),
+            self.e_ref,
+        ]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """xi and gamma: what the discriminator phase updates."""
+        if self.disc_xze is None or self.disc_xz is None:
+            return []
+        return [*self.disc_xze.parameters(), *self.disc_xz.parameters()]
+
+    def inference_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith(self.INFERENCE_PREFIXES)}
+
+    def expand_e_ref(self, batch: int) -> torch.Tensor:
+        return self.e_ref.unsqueeze(0).expand(batch, -1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,216 @@
+"""Training objectives as phases over one batch of unlabelled x_u and reference x_r.
+
+Each objective owns the forward passes of its phases and returns named scalars for the loop:
+- `model_phase`: the loss that encoders, generator and e^r (psi, theta) minimise;
+- `discriminator_phase`: the logistic-regression loss of d_xi and d_gamma (Eq. 7), computed on
+  the detached samples the model phase drew, as in Algorithm 1 (all gradients at one point).
+Images are (B, 3, H, W) in [-1, 1]. Losses are computed in float32 whatever the autocast dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from model.config import ObjectiveConfig
+from model.networks import SRbVAE, reparameterize
+
+
+@dataclass
+class PhaseResult:
+    loss: torch.Tensor
+    stats: dict[str, torch.Tensor]
+    # Detached samples handed from the model phase to the discriminator phase.
+    cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
+    """-log Laplace(x | mean, scale) summed over pixels, without the constant. (B,)"""
+    return (x.float() - mean.float()).abs().flatten(1).sum(1) / scale
+
+
+def gaussian_nll(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(v | mu, exp(logvar)) summed over dimensions, without the constant. (B,)"""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (logvar + (v.float() - mu).pow(2) * torch.exp(-logvar)).sum(1)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)). (B,)"""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+
+class Objective:
+    """Base: the networks and the objective settings; subclasses define the phases."""
+
+    has_discriminators = False
+
+    def __init__(self, net: SRbVAE, cfg: ObjectiveConfig | None = None):
+        self.net = net
+        self.cfg = cfg or ObjectiveConfig()
+        self.kl_weight = self.cfg.effective_kl_weight(net.cfg.variant)
+
+    def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
+        raise NotImplementedError
+
+    def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+        raise NotImplementedError(f"{type(self).__name__} has no discriminators")
+
+    def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        return laplace_nll(x, x_rec, self.cfg.laplace_scale)
+
+
+class RbVAEObjective(Objective):
+    """Eq. (3): KL terms plus Laplace reconstruction, of unlabelled (z, e) and reference (z, e^r)."""
+
+    def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
+        net = self.net
+        mu_z, lv_z = net.encoder_z(x_u)
+        mu_e, lv_e = net.encoder_e(x_u)
+        recon_u = self._recon(
+            x_u, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
+        )
+        kl_u = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
+
+        mu_zr, lv_zr = net.encoder_z(x_r)
+        x_r_rec = net.generator(reparameterize(mu_zr, lv_zr), net.expand_e_ref(x_r.shape[0]))
+        recon_r = self._recon(x_r, x_r_rec)
+        kl_r = kl_to_standard_normal(mu_zr, lv_zr)
+
+        loss = recon_u.mean() + recon_r.mean() + self.kl_weight * (kl_u.mean() + kl_r.mean())
+        stats = {
+            "loss/total": loss,
+            "loss/recon_x_u": recon_u.mean(),
+            "loss/recon_x_r": recon_r.mean(),
+            "loss/kl_u": kl_u.mean(),
+            "loss/kl_r": kl_r.mean(),
+        }
+        return PhaseResult(loss, stats)
+
+
+class VAEObjective(Objective):
+    """Unsupervised baseline (VAE, beta-VAE): one latent code [z, e] for both sets pooled."""
+
+    def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
+        net = self.net
+        x = torch.cat([x_u, x_r], 0)
+        mu_z, lv_z = net.encoder_z(x)
+        mu_e, lv_e = net.encoder_e(x)
+        recon = self._recon(
+            x, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
+        )
+        kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
+        loss = recon.mean() + self.kl_weight * kl.mean()
+        return PhaseResult(
+            loss, {"loss/total": loss, "loss/recon_x": recon.mean(), "loss/kl": kl.mean()}
+        )
+
+
+class SRbVAEObjective(Objective):
+    """Eqs. (6)-(7), Algorithm 1, plus the explicit reconstructions of Fig. 3(c-f).
+
+    d_xi(x, z, e) and d_gamma(x, z) estimate log q/p: positive on encoder-path pairs
+    (data x with z, e ~ q(.|x)), negative on generator-path pairs (x ~ G(z, e), z, e ~ prior).
+    """
+
+    has_discriminators = True
+
+    def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
+        net, cfg = self.net, self.cfg
+        batch_u, batch_r = x_u.shape[0], x_r.shape[0]
+        e_ref_r = net.expand_e_ref(batch_r)
+
+        # Encoder path q: data and inferred latents.
+        mu_z, lv_z = net.encoder_z(x_u)
+        mu_e, lv_e = net.encoder_e(x_u)
+        z, e = reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e)
+        mu_zr, lv_zr = net.encoder_z(x_r)
+        z_r = reparameterize(mu_zr, lv_zr)
+
+        # Generator path p: prior latents and generated images (Algorithm 1, lines 9-13).
+        z_hat = torch.randn(batch_u, net.cfg.z_dim, device=x_u.device)
+        e_hat = torch.randn(batch_u, net.cfg.e_dim, device=x_u.device)
+        z_hat_r = torch.randn(batch_r, net.cfg.z_dim, device=x_u.device)
+        x_hat = net.generator(z_hat, e_hat)
+        x_hat_r = net.generator(z_hat_r, e_ref_r)
+
+        # Eq. (6) through the discriminators' estimates of L_xze and L_xz.
+        d_q_u = net.disc_xze(x_u, z, e).float()
+        d_q_r = net.disc_xz(x_r, z_r).float()
+        d_p_u = net.disc_xze(x_hat, z_hat, e_hat).float()
+        d_p_r = net.disc_xz(x_hat_r, z_hat_r).float()
+        if cfg.adversarial_loss == "logit":
+            adv = d_q_u.mean() + d_q_r.mean() - d_p_u.mean() - d_p_r.mean()
+        else:
+            adv = (
+                F.softplus(d_q_u).mean()
+                + F.softplus(d_q_r).mean()
+                + F.softplus(-d_p_u).mean()
+                + F.softplus(-d_p_r).mean()
+            )
+
+        # Fig. 3(c, d): images of both sets through their inferred latents.
+        recon_u = self._recon(x_u, net.generator(z, e))
+        recon_r = self._recon(x_r, net.generator(z_r, e_ref_r))
+        # Fig. 3(e, f): the prior latents recovered from the images they generated.
+        mu_zh, lv_zh = net.encoder_z(x_hat)
+        mu_eh, lv_eh = net.encoder_e(x_hat)
+        latent_u = gaussian_nll(z_hat, mu_zh, lv_zh) + gaussian_nll(e_hat, mu_eh, lv_eh)
+        mu_zhr, lv_zhr = net.encoder_z(x_hat_r)
+        latent_r = gaussian_nll(z_hat_r, mu_zhr, lv_zhr)
+
+        loss = (
+            cfg.adversarial_weight * adv
+            + recon_u.mean()
+            + recon_r.mean()
+            + cfg.latent_recon_weight * (latent_u.mean() + latent_r.mean())
+        )
+        stats = {
+            "loss/total": loss,
+            "loss/adversarial": adv,
+            "loss/recon_x_u": recon_u.mean(),
+            "loss/recon_x_r": recon_r.mean(),
+            "loss/recon_ze_u": latent_u.mean(),
+            "loss/recon_z_r": latent_r.mean(),
+        }
+        if self.kl_weight > 0:
+            kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
+            kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
+            loss = loss + self.kl_weight * kl
+            stats["loss/kl"] = kl
+            stats["loss/total"] = loss
+        cache = {
+            "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r,
+            "x_hat": x_hat, "z_hat": z_hat, "e_hat": e_hat, "x_hat_r": x_hat_r, "z_hat_r": z_hat_r,
+        }  # fmt: skip
+        return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()})
+
+    def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+        """Eq. (7) / Algorithm 1 lines 15-18: logistic regression, q-pairs 1, p-pairs 0."""
+        net, c = self.net, cache
+        d_q_u = net.disc_xze(c["x_u"], c["z"], c["e"]).float()
+        d_p_u = net.disc_xze(c["x_hat"], c["z_hat"], c["e_hat"]).float()
+        d_q_r = net.disc_xz(c["x_r"], c["z_r"]).float()
+        d_p_r = net.disc_xz(c["x_hat_r"], c["z_hat_r"]).float()
+        loss_xi = 0.5 * (F.softplus(-d_q_u).mean() + F.softplus(d_p_u).mean())
+        loss_gamma = 0.5 * (F.softplus(-d_q_r).mean() + F.softplus(d_p_r).mean())
+        loss = loss_xi + loss_gamma
+        stats = {
+            "loss/d_xi": loss_xi,
+            "loss/d_gamma": loss_gamma,
+            # Accuracy near 1.0 for long means the discriminators won (the model gets no signal).
+            "disc/acc_xi": 0.5 * ((d_q_u > 0).float().mean() + (d_p_u < 0).float().mean()),
+            "disc/acc_gamma": 0.5 * ((d_q_r > 0).float().mean() + (d_p_r < 0).float().mean()),
+            "disc/logit_q_u": d_q_u.mean(),
+            "disc/logit_p_u": d_p_u.mean(),
+        }
+        return PhaseResult(loss, stats)
+
+
+def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective:
+    """The objective that trains `net`'s variant."""
+    classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
+    return classes[net.cfg.variant](net, cfg)

@@ -1,0 +1,120 @@
+"""One optimisation step of any variant: the two alternating phases, their optimisers and precision.
+
+Shared by the training loop, the benchmark and the tests, so all three time and test the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+
+from model.config import OptimConfig
+from model.networks import SRbVAE
+from model.objectives import Objective
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the step's statistics say which."""
+
+    def __init__(self, phase: str, stats: dict[str, float]):
+        bad = sorted(k for k, v in stats.items() if not math.isfinite(v))
+        super().__init__(f"non-finite {phase} loss at {bad}: {stats}")
+        self.phase = phase
+        self.stats = stats
+
+
+def make_adam(params: list[torch.nn.Parameter], cfg: OptimConfig, lr: float | None = None):
+    return torch.optim.Adam(params, lr=lr or cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+@contextlib.contextmanager
+def _frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """No gradient reaches `params` inside the block (the other phase's networks)."""
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(params, flags, strict=True):
+            p.requires_grad_(f)
+
+
+class TrainStep:
+    """Model phase (psi, theta, e^r) then discriminator phase (xi, gamma) on the same samples.
+
+    `mixed_precision` runs the forward passes under bfloat16 autocast (CPU and CUDA: no loss
+    scaling needed); with `channels_last` the conv nets use NHWC, about 3x faster on this CPU.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        optim: OptimConfig | None = None,
+        *,
+        mixed_precision: bool = False,
+        channels_last: bool = False,
+    ):
+        self.objective = objective
+        self.net: SRbVAE = objective.net
+        self.optim_cfg = optim or OptimConfig()
+        self.mixed_precision = mixed_precision
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.model_params = self.net.model_parameters()
+        self.disc_params = self.net.discriminator_parameters()
+        self.opt_model = make_adam(self.model_params, self.optim_cfg)
+        self.opt_disc = (
+            make_adam(self.disc_params, self.optim_cfg, self.optim_cfg.disc_lr)
+            if objective.has_discriminators
+            else None
+        )
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"model": self.opt_model}
+        if self.opt_disc is not None:
+            opts["disc"] = self.opt_disc
+        return opts
+
+    def _autocast(self, device: torch.device):
+        if not self.mixed_precision:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def __call__(self, x_u: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
+        """One update of every network; returns the phases' statistics as floats."""
+        self.net.train()
+        x_u, x_r = self._prepare(x_u), self._prepare(x_r)
+        with _frozen(self.disc_params), self._autocast(x_u.device):
+            result = self.objective.model_phase(x_u, x_r)
+        stats = _floats(result.stats)
+        if not math.isfinite(stats["loss/total"]):
+            raise NonFiniteLossError("model", stats)
+        self.opt_model.zero_grad(set_to_none=True)
+        result.loss.backward()
+        self.opt_model.step()
+
+        if self.opt_disc is not None:
+            with _frozen(self.model_params), self._autocast(x_u.device):
+                d_result = self.objective.discriminator_phase(result.cache)
+            d_stats = _floats(d_result.stats)
+            if not all(math.isfinite(v) for v in d_stats.values()):
+                raise NonFiniteLossError("discriminator", d_stats)
+            self.opt_disc.zero_grad(set_to_none=True)
+            d_result.loss.backward()
+            self.opt_disc.step()
+            stats.update(d_stats)
+        return stats
+
+
+def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
+    """All statistics in one device-to-host copy instead of one sync each."""
+    values = torch.stack([v.detach().float() for v in stats.values()]).tolist()
+    return dict(zip(stats, values, strict=True))

@@ -1,0 +1,138 @@
+"""`python -m training data {digits,faces,folder}`: build a prepared dataset and say where it went."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from training.data.cache import PreparedDataset
+from training.data.digits import DigitSizes, build_digits
+from training.data.faces.build import FaceSizes, build_faces
+from training.data.folder import DEFAULT_MAX_PIXELS, build_folder
+from training.data.parallel import default_workers
+
+_REPO = Path(__file__).resolve().parents[2]
+# data/ under the checkout (git-ignored); data/ under the working directory for an installed copy.
+DATA_ROOT = _REPO / "data" if (_REPO / "pyproject.toml").is_file() else Path("data")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="build a prepared dataset (images + factors)")
+    sources = parser.add_subparsers(dest="source", required=True)
+
+    digits = sources.add_parser("digits", help="digit style from MNIST (paper 5.1, A.3.1)")
+    digits.add_argument(
+        "--mnist-dir",
+        type=Path,
+        help="directory with the four MNIST IDX files (raw or .gz); default: fetch into "
+        f"{DATA_ROOT / 'mnist'}",
+    )
+    _add_common(digits, "digits")
+    digits.set_defaults(func=_run_digits)
+
+    faces = sources.add_parser("faces", help="synthetic cartoon faces with expressions")
+    _add_common(faces, "faces")
+    faces.set_defaults(func=_run_faces)
+
+    folder = sources.add_parser("folder", help="a reference and an unlabelled image directory")
+    folder.add_argument("--reference", type=Path, required=True, help="reference images")
+    folder.add_argument(
+        "--unlabelled",
+        type=Path,
+        required=True,
+        help="unlabelled images; immediate subdirectories, if any, name classes",
+    )
+    folder.add_argument(
+        "--eval-size",
+        type=int,
+        default=0,
+        help="unlabelled images held out for the eval_fit/eval_score splits (default 0)",
+    )
+    folder.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images as decompression bombs (default %(default)s)",
+    )
+    _add_common(folder, "folder")
+    folder.set_defaults(func=_run_folder)
+
+
+def _add_common(parser: argparse.ArgumentParser, source: str) -> None:
+    parser.add_argument(
+        "--out", type=Path, help=f"output directory (default {DATA_ROOT}/{source}-RESOLUTION)"
+    )
+    parser.add_argument(
+        "--resolution", type=_resolution, default=64, help="image side (default 64)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="at most this many images per split")
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="processes (default: all cores)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _resolution(text: str) -> int:
+    value = int(text)
+    if not 8 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"resolution must be in [8, 1024], got {value}")
+    return value
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return {
+        "resolution": args.resolution,
+        "seed": args.seed,
+        "workers": args.workers,
+        "overwrite": args.overwrite,
+        "progress": not args.no_progress,
+    }
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return args.out or DATA_ROOT / f"{args.source}-{args.resolution}"
+
+
+def _run_digits(args: argparse.Namespace) -> int:
+    start = time.time()
+    path = build_digits(
+        _out(args),
+        mnist_dir=args.mnist_dir,
+        sizes=DigitSizes().limited(args.limit),
+        default_mnist_dir=DATA_ROOT / "mnist",
+        **_options(args),
+    )
+    return _report(path, start)
+
+
+def _run_faces(args: argparse.Namespace) -> int:
+    start = time.time()
+    path = build_faces(_out(args), sizes=FaceSizes().limited(args.limit), **_options(args))
+    return _report(path, start)
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    start = time.time()
+    path = build_folder(
+        _out(args),
+        reference=args.reference,
+        unlabelled=args.unlabelled,
+        eval_size=args.eval_size,
+        limit=args.limit,
+        max_pixels=args.max_pixels,
+        **_options(args),
+    )
+    return _report(path, start)
+
+
+def _report(path: Path, start: float) -> int:
+    dataset = PreparedDataset.open(path)
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.splits.items())
+    megabytes = sum(f.stat().st_size for f in path.iterdir()) / 2**20
+    print(f"wrote {path.resolve()}")
+    print(f"  {dataset.source} {dataset.resolution}x{dataset.resolution}: {sizes}")
+    print(f"  {megabytes:.1f} MiB in {time.time() - start:.1f} s")
+    return 0

@@ -1,0 +1,24 @@
+"""Synthetic faces: factors (factors.py), the Pillow renderer (render.py), the dataset (build.py)."""
+
+from training.data.faces.factors import (
+    CLASS_NAMES,
+    NEUTRAL,
+    PROTOTYPES,
+    Common,
+    Expression,
+    sample_common,
+    sample_expression,
+)
+from training.data.faces.render import expression_region, render_face
+
+__all__ = [
+    "CLASS_NAMES",
+    "NEUTRAL",
+    "PROTOTYPES",
+    "Common",
+    "Expression",
+    "expression_region",
+    "render_face",
+    "sample_common",
+    "sample_expression",
+]

@@ -1,0 +1,172 @@
+"""Image folders: a reference directory and an unlabelled directory of arbitrary images.
+
+Every file Pillow can read becomes an RGB image, its shorter side resized to the resolution and
+centre-cropped. Files that cannot be read (corrupt, not images, decompression bombs) are skipped
+with a warning naming the file; the build goes on. Immediate subdirectories of the unlabelled
+directory, if any, name classes (e.g. AffectNet's expressions), which the evaluation splits,
+held out of the unlabelled images, keep as labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from training.data.cache import DatasetWriter, Item
+from training.data.parallel import ordered_map
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb threshold (~89 Mpx)
+NO_FACTORS = np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class FolderJob:
+    path: str
+    label: int
+    resolution: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A worker's answer: an item, or the reason the file was skipped."""
+
+    path: str
+    item: Item | None
+    reason: str = ""
+
+
+def list_images(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(path, label) for every non-hidden file under root, sorted, and the class names: the
+    immediate subdirectories, or none (label -1) when files lie directly in root."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"image directory {root} does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    index = {name: i for i, name in enumerate(classes)}
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        label = index[rel.parts[0]] if len(rel.parts) > 1 else -1
+        files.append((path, label))
+    return files, classes
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int) -> Iterator[None]:
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x the limit; refuse those images too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB. 16/32-bit greys are scaled, not clipped; transparent pixels
+    become black, the zero used for padding elsewhere."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(image, np.float64)
+        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
+            a = a / 257.0  # 0..65535 -> 0..255
+        elif mode == "F" and a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        grey = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+        return grey.convert("RGB")
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(job: FolderJob) -> Loaded:
+    """Decode, orient, convert and fit one file; never raises for a bad file."""
+    try:
+        with _pixel_limit(job.max_pixels), Image.open(job.path) as image:
+            # JPEG: decode at the smallest power-of-two scale that is still >= the target.
+            image.draft(None, (job.resolution, job.resolution))
+            image = ImageOps.exif_transpose(image)
+            rgb = to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return Loaded(job.path, None, f"refused as a decompression bomb ({e})")
+    except Exception as e:  # any decoder error in one file must not stop a build
+        return Loaded(job.path, None, f"cannot read as an image ({type(e).__name__}: {e})")
+    size = (job.resolution, job.resolution)
+    fitted = ImageOps.fit(rgb, size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return Loaded(job.path, Item(np.asarray(fitted, np.uint8), NO_FACTORS, job.label))
+
+
+def _logged(results: Iterator[Loaded], skipped: list[str]) -> Iterator[Item | None]:
+    for result in results:
+        if result.item is None:
+            log.warning("skipping %s: %s", result.path, result.reason)
+            skipped.append(result.path)
+        yield result.item
+
+
+def build_folder(
+    out: str | Path,
+    *,
+    reference: str | Path,
+    unlabelled: str | Path,
+    resolution: int = 64,
+    seed: int = 0,
+    eval_size: int = 0,
+    limit: int | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Path:
+    """Prepare two image folders into `out` (see cache.py for the layout). `eval_size` images
+    are held out of the unlabelled folder (seeded), half to eval_fit and half to eval_score."""
+    reference_files, _ = list_images(Path(reference))
+    unlabelled_files, class_names = list_images(Path(unlabelled))
+    if eval_size > len(unlabelled_files):
+        raise ValueError(f"eval_size {eval_size} > {len(unlabelled_files)} unlabelled files")
+    order = np.random.default_rng(seed).permutation(len(unlabelled_files))
+    held_out, kept = order[:eval_size], np.sort(order[eval_size:])
+    fit_n = eval_size // 2
+    plan = {
+        "reference": reference_files,
+        "unlabelled": [unlabelled_files[i] for i in kept],
+        "eval_fit": [unlabelled_files[i] for i in held_out[:fit_n]],
+        "eval_score": [unlabelled_files[i] for i in held_out[fit_n:]],
+    }
+    writer = DatasetWriter(out, resolution=resolution, factor_names=[], overwrite=overwrite)
+    skipped: list[str] = []
+    try:
+        for split, files in plan.items():
+            files = files[:limit] if limit is not None else files
+            jobs = [FolderJob(str(p), label, resolution, max_pixels) for p, label in files]
+            results = ordered_map(load_image, jobs, workers=workers, desc=split, progress=progress)
+            writer.write_split(split, _logged(results, skipped), len(jobs))
+    except BaseException:
+        writer.abort()
+        raise
+    if skipped:
+        log.warning("skipped %d unreadable files", len(skipped))
+    return writer.finish(
+        source="folder",
+        seed=seed,
+        class_names=class_names,
+        label_name="subdirectory" if class_names else "",
+        reference_dir=str(Path(reference).resolve()),
+        unlabelled_dir=str(Path(unlabelled).resolve()),
+        skipped=skipped,
+    )

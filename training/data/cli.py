@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from training.data.cache import PreparedDataset
 from training.data.digits import DigitSizes, build_digits
 from training.data.faces.build import FaceSizes, build_faces
 from training.data.folder import DEFAULT_MAX_PIXELS, build_folder
+from training.data.mnist import MnistError
 from training.data.parallel import default_workers
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +100,21 @@ def _out(args: argparse.Namespace) -> Path:
     return args.out or DATA_ROOT / f"{args.source}-{args.resolution}"
 
 
+def _user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Errors a user can fix (bad input files, an existing output) as one line, not a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (MnistError, FileExistsError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+
+    return wrapper
+
+
+@_user_errors
 def _run_digits(args: argparse.Namespace) -> int:
     start = time.time()
     path = build_digits(
@@ -108,12 +127,14 @@ def _run_digits(args: argparse.Namespace) -> int:
     return _report(path, start)
 
 
+@_user_errors
 def _run_faces(args: argparse.Namespace) -> int:
     start = time.time()
     path = build_faces(_out(args), sizes=FaceSizes().limited(args.limit), **_options(args))
     return _report(path, start)
 
 
+@_user_errors
 def _run_folder(args: argparse.Namespace) -> int:
     start = time.time()
     path = build_folder(

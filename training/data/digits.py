@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from training.data.cache import DatasetWriter, Item
-from training.data.mnist import load_mnist
+from training.data.mnist import MNIST_MD5, load_mnist
 from training.data.parallel import ordered_map
 
 log = logging.getLogger(__name__)
@@ -198,9 +198,10 @@ def build_digits(
     overwrite: bool = False,
     progress: bool = True,
     default_mnist_dir: str | Path = "data/mnist",
+    mnist_checksums: dict[str, str] = MNIST_MD5,
 ) -> Path:
     """Build the digit-style dataset into `out` (see cache.py for the layout)."""
-    mnist = load_mnist(mnist_dir, default_dir=default_mnist_dir)
+    mnist = load_mnist(mnist_dir, default_dir=default_mnist_dir, checksums=mnist_checksums)
     plan = plan_digits(
         (mnist.train_images, mnist.train_labels),
         (mnist.test_images, mnist.test_labels),

@@ -1,0 +1,98 @@
+"""Synthetic faces: factor ranges, determinism, and expressions confined to their region."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from training.data.cache import PreparedDataset
+from training.data.faces import (
+    CLASS_NAMES,
+    NEUTRAL,
+    PROTOTYPES,
+    Common,
+    expression_region,
+    render_face,
+    sample_common,
+    sample_expression,
+)
+from training.data.faces.build import FaceJob, FaceSizes, build_faces, render_job
+from training.data.faces.factors import COMMON_NAMES, EXPRESSION_NAMES, NEUTRAL_LABEL
+
+
+def test_sampled_factors_are_in_unit_range():
+    rng = np.random.default_rng(0)
+    common = np.stack([sample_common(rng).to_array() for _ in range(500)])
+    expr = np.stack([sample_expression(rng, i % 7).to_array() for i in range(700)])
+    assert common.shape == (500, len(COMMON_NAMES)) and expr.shape == (700, len(EXPRESSION_NAMES))
+    for table in (common, expr):
+        assert table.dtype == np.float32 and table.min() >= 0 and table.max() <= 1
+
+
+def test_sampled_expressions_are_nearest_their_own_prototype():
+    rng = np.random.default_rng(1)
+    protos = np.stack([PROTOTYPES[name].to_array() for name in CLASS_NAMES])
+    hits = 0
+    for i in range(700):
+        e = sample_expression(rng, i % 7).to_array()
+        hits += int(np.argmin(((protos - e) ** 2).sum(axis=1)) == i % 7)
+    assert hits / 700 > 0.95
+
+
+def test_render_is_deterministic_and_sized():
+    common = sample_common(np.random.default_rng(2))
+    a = render_face(common, PROTOTYPES["anger"], 64)
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    assert (a == render_face(common, PROTOTYPES["anger"], 64)).all()
+    assert render_face(common, NEUTRAL, 32).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_expressions_differ_only_in_the_expression_region(seed):
+    common = sample_common(np.random.default_rng(seed))
+    region = expression_region(common, 64)
+    assert 0.1 < region.mean() < 0.5
+    neutral = render_face(common, NEUTRAL, 64)
+    for name in CLASS_NAMES:
+        changed = (render_face(common, PROTOTYPES[name], 64) != neutral).any(axis=-1)
+        assert changed.sum() > 20, name  # the expression shows
+        assert not (changed & ~region).any(), name  # and touches nothing else
+
+
+def test_common_factors_change_the_face_outside_the_region():
+    common = Common()
+    moved = dataclasses.replace(common, hair_colour=0.9, background_hue=0.1)
+    changed = (render_face(common) != render_face(moved)).any(axis=-1)
+    assert (changed & ~expression_region(common)).mean() > 0.3
+
+
+def test_render_job_depends_only_on_seed_split_and_index():
+    a = render_job(FaceJob(0, "unlabelled", 5, 32))
+    b = render_job(FaceJob(0, "unlabelled", 5, 32))
+    c = render_job(FaceJob(0, "eval_fit", 5, 32))
+    assert (a.image == b.image).all() and a.label == b.label
+    assert not (a.image == c.image).all()
+    ref = render_job(FaceJob(0, "reference", 5, 32))
+    assert ref.label == NEUTRAL_LABEL and (ref.factors == NEUTRAL.to_array()).all()
+
+
+def test_build_is_the_same_for_any_worker_count(tmp_path):
+    sizes = FaceSizes(6, 10, 3, 3)
+    one = PreparedDataset.open(
+        build_faces(tmp_path / "one", resolution=32, sizes=sizes, progress=False)
+    )
+    two = PreparedDataset.open(
+        build_faces(tmp_path / "two", resolution=32, sizes=sizes, workers=2, progress=False)
+    )
+    assert one.source == "faces" and one.class_names == [*CLASS_NAMES, "neutral"]
+    assert one.factor_names == EXPRESSION_NAMES and one.common_factor_names == COMMON_NAMES
+    for split in ("reference", "unlabelled", "eval_fit", "eval_score"):
+        for key in ("images", "factors", "labels", "common"):
+            assert (getattr(one[split], key) == getattr(two[split], key)).all(), (split, key)
+    u = one["unlabelled"]
+    assert u.images.shape == (10, 32, 32, 3) and u.common.shape == (10, len(COMMON_NAMES))
+    assert set(u.labels.tolist()) <= set(range(7))
+    assert (one["reference"].labels == NEUTRAL_LABEL).all()
+    assert (one["reference"].factors == NEUTRAL.to_array()).all()

@@ -1,4 +1,5 @@
-"""`python -m training data {digits,faces,folder}`: build a prepared dataset and say where it went."""
+"""`python -m training data {digits,faces,folder}`: build a prepared dataset and say where it
+went; `python -m training data preview`: save an image grid of one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from training.data.faces.build import FaceSizes, build_faces
 from training.data.folder import DEFAULT_MAX_PIXELS, build_folder
 from training.data.mnist import MnistError
 from training.data.parallel import default_workers
+from training.data.preview import class_grid, save_grid, split_grid
 
 _REPO = Path(__file__).resolve().parents[2]
 # data/ under the checkout (git-ignored); data/ under the working directory for an installed copy.
@@ -61,6 +63,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(folder, "folder")
     folder.set_defaults(func=_run_folder)
+
+    preview = sources.add_parser("preview", help="save an image grid of a prepared dataset")
+    preview.add_argument("dataset", type=Path, help="a prepared dataset directory")
+    preview.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    preview.add_argument(
+        "--splits", nargs="+", default=["reference", "unlabelled"], help="one block per split"
+    )
+    preview.add_argument("--rows", type=int, default=2, help="rows per split (default 2)")
+    preview.add_argument("--cols", type=int, default=12, help="images per row (default 12)")
+    preview.add_argument(
+        "--by-class", metavar="SPLIT", help="instead: one row per class of this split"
+    )
+    preview.add_argument("--scale", type=int, default=1, help="integer upscaling of the grid")
+    preview.set_defaults(func=_run_preview)
 
 
 def _add_common(parser: argparse.ArgumentParser, source: str) -> None:
@@ -147,6 +163,18 @@ def _run_folder(args: argparse.Namespace) -> int:
         **_options(args),
     )
     return _report(path, start)
+
+
+@_user_errors
+def _run_preview(args: argparse.Namespace) -> int:
+    dataset = PreparedDataset.open(args.dataset)
+    if args.by_class:
+        grid = class_grid(dataset, args.by_class, args.cols)
+    else:
+        grid = split_grid(dataset, args.splits, args.rows, args.cols)
+    path = save_grid(grid, args.out, args.scale)
+    print(f"wrote {path.resolve()} ({grid.shape[1] * args.scale}x{grid.shape[0] * args.scale})")
+    return 0
 
 
 def _report(path: Path, start: float) -> int:

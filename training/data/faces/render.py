@@ -1,10 +1,9 @@
 """Procedural renderer of frontal cartoon faces (Pillow), drawn at 4x and box-downsampled.
 
-Coordinates are fractions of the canvas side; the face is drawn upright and centred on its own
-transparent layer, then rotated and shifted as a whole, composited over the background, lit,
-and reduced. Brows, eyes and mouth are the only parts that read the expression, and they are
-drawn last, so a change of expression changes only their pixels (see `expression_region`).
-"""
+Coordinates are fractions of the canvas side. The face is drawn upright and centred over a plain
+background, then zoomed, rotated and shifted as a whole, reduced, and lit. Brows, eyes and mouth
+are the only parts that read the expression, and nothing drawn over them depends on it, so a
+change of expression changes only pixels inside `expression_region`."""
 
 from __future__ import annotations
 
@@ -102,7 +101,7 @@ class _Canvas:
 
 def _head_outline(c: Common, n: int = 72, grow: float = 0.0) -> list[tuple[float, float]]:
     """Superellipse head, narrower towards the chin; exponent 2 (oval) to 3 (square jaw)."""
-    rx, ry = 0.25 + 0.06 * c.face_width + grow, 0.31 + 0.06 * c.face_length + grow
+    rx, ry = (r + grow for r in _head_size(c))
     exponent = 2.0 + 1.0 * c.jaw
     pts = []
     for i in range(n):

@@ -92,7 +92,7 @@ class ReferenceVAE:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         z, e = self.encode([image, attributes])
-        e_mix = e[:1] + strength * (e[1:] - e[:1])
+        e_mix = torch.lerp(e[:1], e[1:], strength)  # exact at both ends
         return imageio.to_pil(self.generate_tensor(z[:1], e_mix))[0]
 
     def sample(
@@ -124,7 +124,7 @@ class ReferenceVAE:
             raise ValueError(f"steps must be at least 2, got {steps}")
         z, e = self.encode([a, b])
         t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
-        e_path = e[:1] + t * (e[1:] - e[:1])
+        e_path = torch.lerp(e[:1].expand(steps, -1), e[1:].expand(steps, -1), t)
         return imageio.to_pil(self.generate_tensor(z[:1].expand(steps, -1), e_path))
 
     def _latent(self, value: LatentLike, dim: int, name: str) -> torch.Tensor:

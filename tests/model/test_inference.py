@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import load_model
+from model.checkpoint import export_inference
+from model.networks import SRbVAE
+from tests.model.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    net = SRbVAE(tiny_config())
+    with torch.no_grad():
+        net.e_ref.normal_()
+    path = tmp_path_factory.mktemp("ckpt")
+    export_inference(net, path, name="tiny")
+    return load_model(path)
+
+
+def _picture(seed: int, size=(40, 56), mode="RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(arr, "RGB").convert(mode)
+
+
+def _array(im: Image.Image) -> np.ndarray:
+    return np.asarray(im, dtype=np.int16)
+
+
+def test_properties(model):
+    assert (model.name, model.resolution, model.z_dim, model.e_dim) == ("tiny", 32, 8, 4)
+
+
+def test_encode_takes_pictures_of_any_size_and_mode(model):
+    pics = [_picture(0), _picture(1, (100, 20), "L"), _picture(2, (32, 32), "RGBA")]
+    z, e = model.encode(pics)
+    assert z.shape == (3, 8) and e.shape == (3, 4)
+    z2, _ = model.encode(pics)
+    assert torch.equal(z, z2)  # posterior means: deterministic
+
+
+def test_generate_with_no_e_uses_the_reference_e(model):
+    z = torch.randn(2, 8)
+    neutral = model.generate(z)
+    explicit = model.generate(z, model.net.e_ref.detach().expand(2, -1))
+    assert [im.size for im in neutral] == [(32, 32)] * 2
+    assert all(np.array_equal(_array(a), _array(b)) for a, b in zip(neutral, explicit, strict=True))
+
+
+def test_generate_validates_latent_shapes(model):
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 8\)"):
+        model.generate([[0.0] * 7])
+    with pytest.raises(ValueError, match="rows"):
+        model.generate(np.zeros((2, 8)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        model.generate([[float("nan")] * 8])
+
+
+def test_sample_is_repeatable_for_a_seed_and_varies_across_seeds(model):
+    pic = _picture(3)
+    a = model.sample(pic, n=5, seed=42)
+    b = model.sample(pic, n=5, seed=42)
+    c = model.sample(pic, n=5, seed=43)
+    assert len(a) == 5
+    assert all(np.array_equal(_array(x), _array(y)) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(_array(x), _array(y)) for x, y in zip(a, c, strict=True))
+    # Different e within one call give different images.
+    assert not np.array_equal(_array(a[0]), _array(a[1]))
+
+
+def test_sample_temperature_scales_the_spread(model):
+    pic = _picture(4)
+    cold = np.stack([_array(im) for im in model.sample(pic, n=8, seed=0, temperature=0.01)])
+    warm = np.stack([_array(im) for im in model.sample(pic, n=8, seed=0, temperature=3.0)])
+    assert cold.std(axis=0).mean() < warm.std(axis=0).mean()
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(pic, temperature=0)
+
+
+def test_transfer_strength_zero_keeps_the_image_and_one_takes_the_attributes(model):
+    a, b = _picture(5), _picture(6)
+    z, e = model.encode([a, b])
+    own = model.generate(z[:1], e[:1])[0]
+    taken = model.generate(z[:1], e[1:])[0]
+    assert np.array_equal(_array(model.transfer(a, b, strength=0.0)), _array(own))
+    assert np.array_equal(_array(model.transfer(a, b)), _array(taken))
+    with pytest.raises(ValueError, match="strength"):
+        model.transfer(a, b, strength=1.5)
+
+
+def test_neutralize_and_interpolate(model):
+    a, b = _picture(7), _picture(8)
+    z, e = model.encode([a, b])
+    assert np.array_equal(_array(model.neutralize(a)), _array(model.generate(z[:1])[0]))
+    path = model.interpolate(a, b, steps=4)
+    assert len(path) == 4
+    # A batch of 4 and a batch of 1 may round differently by one grey level.
+    start, end = model.generate(z[:1], e[:1])[0], model.generate(z[:1], e[1:])[0]
+    assert np.abs(_array(path[0]) - _array(start)).max() <= 1
+    assert np.abs(_array(path[-1]) - _array(end)).max() <= 1

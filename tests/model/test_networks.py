@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from model.config import RESOLUTIONS, ModelConfig
+from model.networks import PixelNorm, SRbVAE
+from tests.model.conftest import images, tiny_config
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_shapes_and_ranges_at_every_resolution(resolution):
+    cfg = tiny_config(resolution)
+    net = SRbVAE(cfg)
+    x = images(3, resolution)
+
+    for encoder, dim in ((net.encoder_z, cfg.z_dim), (net.encoder_e, cfg.e_dim)):
+        mu, logvar = encoder(x)
+        assert mu.shape == logvar.shape == (3, dim)
+        assert torch.isfinite(mu).all() and torch.isfinite(logvar).all()
+
+    z, e = torch.randn(3, cfg.z_dim) * 5, torch.randn(3, cfg.e_dim) * 5
+    out = net.generator(z, e)
+    assert out.shape == (3, 3, resolution, resolution)
+    assert out.min() >= -1 and out.max() <= 1
+    out_ref = net.generator(z, net.expand_e_ref(3))
+    assert out_ref.shape == out.shape
+
+    assert net.disc_xze(x, z, e).shape == (3,)
+    assert net.disc_xz(x, z).shape == (3,)
+
+
+def test_base_size_and_widths_follow_the_resolution():
+    assert ModelConfig(resolution=64).base_size == 4
+    assert ModelConfig(resolution=96).base_size == 6
+    cfg = ModelConfig(resolution=32, base_channels=32, max_channels=128)
+    assert [cfg.channels_at(s) for s in (32, 16, 8, 4)] == [32, 64, 128, 128]
+
+
+def test_invalid_config_is_rejected():
+    with pytest.raises(ValueError, match="resolution"):
+        ModelConfig(resolution=48)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({"resolution": 32, "zdim": 3})
+
+
+def test_pixel_norm_gives_unit_mean_square_per_pixel():
+    h = PixelNorm()(torch.randn(2, 16, 4, 4) * 7)
+    assert torch.allclose(h.pow(2).mean(1), torch.ones(2, 4, 4), atol=1e-4)
+
+
+def test_only_the_srbvae_variant_has_discriminators():
+    assert SRbVAE(tiny_config(variant="srbvae")).discriminator_parameters()
+    assert not SRbVAE(tiny_config(variant="rbvae")).discriminator_parameters()
+    assert SRbVAE(tiny_config(), with_discriminators=False).disc_xze is None
+
+
+def test_discriminator_dropout_is_active_only_in_training():
+    net = SRbVAE(tiny_config(disc_dropout=0.5))
+    x, z, e = images(4, 32), torch.randn(4, 8), torch.randn(4, 4)
+    net.train()
+    assert not torch.equal(net.disc_xze(x, z, e), net.disc_xze(x, z, e))
+    net.eval()
+    assert torch.equal(net.disc_xze(x, z, e), net.disc_xze(x, z, e))

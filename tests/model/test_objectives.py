@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+from torch.distributions import Laplace, Normal, kl_divergence
+
+from model.config import ObjectiveConfig
+from model.networks import SRbVAE
+from model.objectives import (
+    gaussian_nll,
+    kl_to_standard_normal,
+    laplace_nll,
+    make_objective,
+)
+from model.training_step import _frozen
+from tests.model.conftest import images, tiny_config
+
+
+def test_laplace_nll_is_the_laplace_log_likelihood_up_to_a_constant():
+    x, mean = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    exact = -Laplace(mean, 0.01).log_prob(x).flatten(1).sum(1)
+    constant = 3 * 4 * 4 * math.log(2 * 0.01)
+    assert torch.allclose(laplace_nll(x, mean, 0.01) + constant, exact, rtol=1e-5)
+
+
+def test_gaussian_nll_and_kl_match_torch_distributions():
+    v, mu, logvar = torch.randn(5, 6), torch.randn(5, 6), torch.randn(5, 6)
+    std = torch.exp(0.5 * logvar)
+    exact = -Normal(mu, std).log_prob(v).sum(1) - 6 * 0.5 * math.log(2 * math.pi)
+    assert torch.allclose(gaussian_nll(v, mu, logvar), exact, atol=1e-4)
+    kl = kl_divergence(Normal(mu, std), Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(kl_to_standard_normal(mu, logvar), kl, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["srbvae", "rbvae", "vae"])
+@pytest.mark.parametrize("adversarial_loss", ["logit", "nonsaturating"])
+def test_every_loss_is_finite(variant, adversarial_loss):
+    net = SRbVAE(tiny_config(variant=variant))
+    objective = make_objective(net, ObjectiveConfig(adversarial_loss=adversarial_loss))
+    result = objective.model_phase(images(4, 32), images(3, 32))
+    assert all(torch.isfinite(v) for v in result.stats.values()), result.stats
+    if objective.has_discriminators:
+        d_result = objective.discriminator_phase(result.cache)
+        assert all(torch.isfinite(v) for v in d_result.stats.values()), d_result.stats
+
+
+def _with_grad(params):
+    return [p.grad is not None and p.grad.abs().sum() > 0 for p in params]
+
+
+def test_model_phase_updates_encoders_generator_and_e_ref_only():
+    net = SRbVAE(tiny_config())
+    objective = make_objective(net)
+    with _frozen(net.discriminator_parameters()):
+        objective.model_phase(images(4, 32), images(4, 32)).loss.backward()
+    assert all(_with_grad(net.model_parameters()))
+    assert net.e_ref.grad is not None and net.e_ref.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.discriminator_parameters())
+
+
+def test_discriminator_phase_leaves_encoders_and_generator_untouched():
+    net = SRbVAE(tiny_config())
+    objective = make_objective(net)
+    cache = objective.model_phase(images(4, 32), images(4, 32)).cache
+    d_result = objective.discriminator_phase(cache)
+    d_result.loss.backward()
+    assert all(_with_grad(net.discriminator_parameters()))
+    assert all(p.grad is None for p in net.model_parameters())
+
+
+def test_rbvae_reference_images_are_decoded_with_e_ref():
+    net = SRbVAE(tiny_config(variant="rbvae"))
+    result = make_objective(net).model_phase(images(4, 32), images(4, 32))
+    (e_ref_grad,) = torch.autograd.grad(result.stats["loss/recon_x_r"], [net.e_ref])
+    assert e_ref_grad.abs().sum() > 0
+    # Unlabelled images use the inferred e, never e^r.
+    grads = torch.autograd.grad(result.stats["loss/recon_x_u"], [net.e_ref], allow_unused=True)
+    assert grads[0] is None
+
+
+def test_kl_weight_defaults_follow_the_variant():
+    assert make_objective(SRbVAE(tiny_config())).kl_weight == 0.0
+    assert make_objective(SRbVAE(tiny_config(variant="rbvae"))).kl_weight == 1.0
+    beta = make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(kl_weight=4.0))
+    assert beta.kl_weight == 4.0

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from model.config import ObjectiveConfig, OptimConfig
+from model.networks import SRbVAE
+from model.objectives import make_objective
+from model.training_step import NonFiniteLossError, TrainStep
+from tests.model.conftest import images, tiny_config
+from tests.model.synthetic import discs
+
+
+def _recon_error(net: SRbVAE, x: torch.Tensor) -> float:
+    net.eval()
+    with torch.no_grad():
+        z, _ = net.encoder_z(x)
+        e, _ = net.encoder_e(x)
+        return (net.generator(z, e) - x).abs().mean().item()
+
+
+@pytest.mark.slow
+def test_a_few_hundred_srbvae_steps_lower_the_reconstruction_error():
+    torch.manual_seed(1)
+    unlabelled = discs(512, coloured=True, seed=1)
+    reference = discs(512, coloured=False, seed=2)
+    held_out = discs(128, coloured=True, seed=3)
+    net = SRbVAE(tiny_config(base_channels=8, max_channels=16, fc_dim=32))
+    step = TrainStep(make_objective(net), OptimConfig(lr=1e-3), channels_last=True)
+    before = _recon_error(net, held_out)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        iu = torch.randint(0, 512, (8,), generator=g)
+        ir = torch.randint(0, 512, (8,), generator=g)
+        stats = step(unlabelled[iu], reference[ir])
+    after = _recon_error(net, held_out)
+    # An all-black output is the trivial answer for mostly-black images: beat it, not just init.
+    all_black = (held_out + 1).abs().mean().item()
+    assert after < 0.5 * before, (before, after, stats)
+    assert after < all_black, (after, all_black, stats)
+
+
+@pytest.mark.parametrize("variant", ["srbvae", "rbvae", "vae"])
+def test_one_step_changes_every_trained_parameter(variant):
+    net = SRbVAE(tiny_config(variant=variant))
+    step = TrainStep(make_objective(net), mixed_precision=True, channels_last=True)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    stats = step(images(4, 32), images(4, 32))
+    assert stats["loss/total"] > 0
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    # The plain VAE has no reference images, so e^r is never used.
+    expected = set(before) - ({"e_ref"} if variant == "vae" else set())
+    assert changed == expected
+    if variant == "srbvae":
+        assert {"loss/d_xi", "loss/d_gamma", "loss/adversarial"} <= set(stats)
+
+
+def test_a_nan_is_reported_not_trained_through():
+    net = SRbVAE(tiny_config())
+    step = TrainStep(make_objective(net, ObjectiveConfig()))
+    with torch.no_grad():
+        net.generator.fc.weight.fill_(float("nan"))
+    before = net.encoder_e.mu.weight.clone()
+    with pytest.raises(NonFiniteLossError, match="recon_x_u"):
+        step(images(4, 32), images(4, 32))
+    assert torch.equal(net.encoder_e.mu.weight, before)

@@ -11,39 +11,38 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 RESAMPLE = Image.Resampling.LANCZOS
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited over black (the digits' background)."""
-    if image.mode == "RGB":
+    """Any Pillow mode -> RGB. 16/32-bit greys are scaled, not clipped; transparent pixels
+    become black, the background of the digits and the padding used elsewhere."""
+    mode = image.mode
+    if mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(image, np.float64)
+        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
+            a = a / 257.0  # 0..65535 -> 0..255
+        elif mode == "F" and a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        grey = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+        return grey.convert("RGB")
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        # 16-bit and float pictures: scale to 8 bits instead of clipping at 255.
-        arr = np.asarray(image, dtype=np.float64)
-        hi = 65535.0 if arr.max() > 255 else 255.0
-        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, mode="L").convert("RGB")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
     return image.convert("RGB")
 
 
 def fit(image: Image.Image, resolution: int) -> Image.Image:
     """RGB, shorter side resized to `resolution`, centre-cropped to a square."""
     image = to_rgb(image)
-    w, h = image.size
-    if (w, h) == (resolution, resolution):
+    if image.size == (resolution, resolution):
         return image
-    scale = resolution / min(w, h)
-    new_w, new_h = max(resolution, round(w * scale)), max(resolution, round(h * scale))
-    image = image.resize((new_w, new_h), RESAMPLE)
-    left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
-    return image.crop((left, top, left + resolution, top + resolution))
+    return ImageOps.fit(image, (resolution, resolution), RESAMPLE, centering=(0.5, 0.5))
 
 
 def uint8_to_tensor(array: np.ndarray) -> torch.Tensor:

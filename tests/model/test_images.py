@@ -21,7 +21,7 @@ def test_fit_resizes_the_shorter_side_and_centre_crops():
     assert np.asarray(out)[:, 4:28].mean() > 240
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "1"])
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"])
 def test_every_common_mode_becomes_rgb(mode):
     im = Image.new("RGB", (20, 20), (200, 100, 50)).convert(mode)
     out = images.fit(im, 32)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from model.images import fit
 from training.data.cache import DatasetWriter, Item
 from training.data.parallel import ordered_map
 
@@ -75,25 +76,6 @@ def _pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB. 16/32-bit greys are scaled, not clipped; transparent pixels
-    become black, the zero used for padding elsewhere."""
-    mode = image.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        a = np.asarray(image, np.float64)
-        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
-            a = a / 257.0  # 0..65535 -> 0..255
-        elif mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        grey = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-        return grey.convert("RGB")
-    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def load_image(job: FolderJob) -> Loaded:
     """Decode, orient, convert and fit one file; never raises for a bad file."""
     try:
@@ -101,13 +83,11 @@ def load_image(job: FolderJob) -> Loaded:
             # JPEG: decode at the smallest power-of-two scale that is still >= the target.
             image.draft(None, (job.resolution, job.resolution))
             image = ImageOps.exif_transpose(image)
-            rgb = to_rgb(image)
+            fitted = fit(image, job.resolution)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return Loaded(job.path, None, f"refused as a decompression bomb ({e})")
     except Exception as e:  # any decoder error in one file must not stop a build
         return Loaded(job.path, None, f"cannot read as an image ({type(e).__name__}: {e})")
-    size = (job.resolution, job.resolution)
-    fitted = ImageOps.fit(rgb, size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
     return Loaded(job.path, Item(np.asarray(fitted, np.uint8), NO_FACTORS, job.label))
 
 

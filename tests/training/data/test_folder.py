@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from training.data.cache import PreparedDataset
-from training.data.folder import build_folder, list_images, to_rgb
+from training.data.folder import build_folder, list_images
 
 
 def _awkward_folder(root):
@@ -116,8 +116,3 @@ def test_subdirectories_are_classes_and_eval_splits_are_held_out(tmp_path):
     assert [len(ds[s]) for s in ("unlabelled", "eval_fit", "eval_score")] == [6, 2, 2]
     assert set(ds["eval_fit"].labels.tolist()) <= {0, 1} and (ds["reference"].labels == -1).all()
     assert ds["unlabelled"].factors.shape == (6, 0)
-
-
-def test_to_rgb_handles_every_common_mode():
-    for mode in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"):
-        assert to_rgb(Image.new(mode, (4, 4))).mode == "RGB", mode

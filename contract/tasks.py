@@ -1,0 +1,108 @@
+"""Task names, the queue, and the JSON payloads of every task (pydantic schemas).
+
+Images travel as base64-encoded PNG bytes at the model's resolution: the API decodes, validates
+and resizes uploads before queuing, so the worker never sees an arbitrary file.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QUEUE = "srbvae"
+MAX_BATCH = 64  # images per encode/generate call, and variations per sample call
+MAX_SEED = 2**63 - 1
+
+
+class TaskName(StrEnum):
+    ENCODE = "srbvae.encode"
+    GENERATE = "srbvae.generate"
+    TRANSFER = "srbvae.transfer"
+    SAMPLE = "srbvae.sample"
+    NEUTRALIZE = "srbvae.neutralize"
+    INTERPOLATE = "srbvae.interpolate"
+
+
+PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]
+ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+Latents = Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- requests: the keyword arguments of each task --------------------------------------------
+
+
+class EncodeRequest(_Payload):
+    model: ModelName
+    images: Annotated[list[PngB64], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class GenerateRequest(_Payload):
+    model: ModelName
+    z: Latents
+    e: Latents | None = None  # None: the reference e^r (neutral face, plain digit)
+
+
+class TransferRequest(_Payload):
+    model: ModelName
+    image: PngB64  # keeps its common factors z
+    attributes: PngB64  # gives its target factors e
+    strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+
+class SampleRequest(_Payload):
+    model: ModelName
+    image: PngB64
+    n: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 8
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+
+
+class NeutralizeRequest(_Payload):
+    model: ModelName
+    image: PngB64
+
+
+class InterpolateRequest(_Payload):
+    model: ModelName
+    a: PngB64
+    b: PngB64
+    steps: Annotated[int, Field(ge=2, le=MAX_BATCH)] = 8
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class _Result(_Payload):
+    model: str
+    checkpoint_sha256: str  # of the weights that produced it: what makes an answer reproducible
+    elapsed_ms: float
+
+
+class EncodeResult(_Result):
+    z: list[list[float]]  # posterior means, (B, z_dim)
+    e: list[list[float]]  # (B, e_dim)
+
+
+class ImagesResult(_Result):
+    images: list[PngB64]
+    seed: int | None = None  # the seed used, for sample
+
+
+REQUESTS: dict[TaskName, type[_Payload]] = {
+    TaskName.ENCODE: EncodeRequest,
+    TaskName.GENERATE: GenerateRequest,
+    TaskName.TRANSFER: TransferRequest,
+    TaskName.SAMPLE: SampleRequest,
+    TaskName.NEUTRALIZE: NeutralizeRequest,
+    TaskName.INTERPOLATE: InterpolateRequest,
+}
+RESULTS: dict[TaskName, type[_Result]] = {
+    TaskName.ENCODE: EncodeResult,
+    **{name: ImagesResult for name in TaskName if name is not TaskName.ENCODE},
+}

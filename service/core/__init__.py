@@ -1,0 +1,1 @@
+"""What the routes lean on: settings, image validation, upload parsing, jobs, metrics."""

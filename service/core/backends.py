@@ -1,0 +1,44 @@
+"""The connections one service process holds, opened in the app's lifespan (not at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from service.core.celery_app import make_celery
+from service.core.config import Settings
+from service.core.jobs import JobQueue
+from service.core.registry import WorkerRegistry
+
+
+@dataclass
+class Backends:
+    redis: Redis
+    jobs: JobQueue
+    registry: WorkerRegistry
+
+    @classmethod
+    def open(cls, settings: Settings) -> Backends:
+        """No I/O here: clients connect on first use, so the process starts while Redis is
+        down and answers 503 until it is back."""
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout_s,
+            socket_timeout=settings.redis_timeout_s,
+            health_check_interval=30,
+        )
+        celery = make_celery(settings)
+        jobs = JobQueue(
+            redis,
+            celery,
+            result_ttl_s=settings.result_ttl_s,
+            max_queue_depth=settings.max_queue_depth,
+            retry_after_s=settings.retry_after_s,
+        )
+        registry = WorkerRegistry(redis, settings.registry_cache_s, settings.retry_after_s)
+        return cls(redis, jobs, registry)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        self.jobs.celery.close()

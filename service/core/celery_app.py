@@ -1,0 +1,41 @@
+"""The Celery app the service sends with: JSON only, the worker's Redis, no task code.
+
+Tasks are sent by name (`contract.tasks.TaskName`); the worker's task modules are never
+imported here, so the web process never loads torch.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from service.core.config import Settings
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("srbvae-api", broker=settings.redis_url, backend=settings.redis_url)
+    timeout = settings.redis_timeout_s
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=settings.result_ttl_s,
+        # A stale pooled connection after a Redis restart gets one quick retry; an outage
+        # beyond that is a 503 now rather than a request hanging on reconnects.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        broker_connection_timeout=timeout,
+        broker_connection_retry_on_startup=False,
+        broker_transport_options={
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+        },
+        redis_socket_connect_timeout=timeout,
+        redis_socket_timeout=timeout,
+    )
+    return app

@@ -1,0 +1,70 @@
+"""The service's one settings class, read from `SRBVAE_API_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from PIL import Image
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SRBVAE_API_", extra="ignore")
+
+    redis_url: str = "redis://localhost:6379/0"  # broker and result backend, as the worker's
+    default_model: str = "digits"  # used when a request names none; /readyz waits for it
+
+    # Uploads are held in memory (never spooled to disk), so these bound the memory per request.
+    max_upload_bytes: int = Field(10 * MiB, gt=0)  # one file
+    max_request_bytes: int = Field(24 * MiB, gt=0)  # a whole body: two full files and headers
+    max_files: int = Field(64, gt=0)  # contract.tasks.MAX_BATCH images per /encode
+    max_fields: int = Field(16, gt=0)
+    max_field_bytes: int = Field(4096, gt=0)  # text fields are numbers and model names
+    # Below Pillow's MAX_IMAGE_PIXELS (~89 M), which only warns up to twice its value.
+    max_pixels: int = Field(25_000_000, gt=0)
+
+    job_timeout_s: float = Field(30.0, gt=0)  # a synchronous request answers 504 after this
+    result_ttl_s: int = Field(3600, gt=0)  # job records and results expire from Redis
+    max_queue_depth: int = Field(1000, gt=0)  # more waiting jobs than this: 503
+    retry_after_s: int = Field(5, gt=0)  # the Retry-After of every 503
+    redis_timeout_s: float = Field(2.0, gt=0)  # connect and command timeout: fail fast, 503
+    registry_cache_s: float = Field(1.0, ge=0)  # how long a read of the worker registry is reused
+
+    cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated in the environment
+    api_key: SecretStr | None = None  # when set, job routes need header X-API-Key
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret:
+            return None  # an empty variable means no key
+        if secret.lower() in {"changeme", "changethis", "secret", "password"} or len(secret) < 16:
+            raise ValueError("api_key must be a real secret of at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Settings:
+        if Image.MAX_IMAGE_PIXELS and self.max_pixels >= Image.MAX_IMAGE_PIXELS:
+            raise ValueError(f"max_pixels must stay below Pillow's {Image.MAX_IMAGE_PIXELS}")
+        if self.max_request_bytes < self.max_upload_bytes:
+            raise ValueError("max_request_bytes must be at least max_upload_bytes")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

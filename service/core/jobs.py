@@ -1,0 +1,194 @@
+"""Submitting jobs to the worker and awaiting their results.
+
+A job is sent by task name through Celery; its result is read straight from Celery's Redis
+result backend. Waiting subscribes to the channel that backend publishes each state on, so an
+answer leaves as soon as the worker stores it (no polling interval). The service keeps its own
+small record per job (what kind of answer it is, with a TTL) so that `GET /jobs/{id}` can tell
+an unknown id from a queued job and results expire on the service's schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, states
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from starlette.concurrency import run_in_threadpool
+
+import contract.errors
+from contract.tasks import QUEUE, RESULTS, TaskName
+from service.core.errors import ApiError, Unavailable
+from service.core.redis_errors import redis_errors
+
+log = logging.getLogger(__name__)
+
+JOB_KEY_PREFIX = "srbvae:api:job:"
+_TIMEOUTS = {"TimeLimitExceeded", "SoftTimeLimitExceeded"}
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    kind: str  # which route submitted it: how to present its result
+    task: TaskName
+    submitted_at: float
+
+
+@dataclass(frozen=True)
+class JobError:
+    status: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobState:
+    """`state` is queued, running, succeeded or failed; one of result and error when done."""
+
+    job_id: str
+    record: JobRecord
+    state: str
+    result: BaseModel | None = None
+    error: JobError | None = None
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, celery: Celery, *, result_ttl_s: int, max_queue_depth: int,
+                 retry_after_s: int) -> None:  # fmt: skip
+        self.redis = redis
+        self.celery = celery
+        self.result_ttl_s = result_ttl_s
+        self.max_queue_depth = max_queue_depth
+        self.retry_after_s = retry_after_s
+
+    async def queue_depth(self) -> int:
+        async with redis_errors(self.retry_after_s):
+            return int(await self.redis.llen(QUEUE))
+
+    async def submit(
+        self, kind: str, task: TaskName, payload: BaseModel, expires_s: float
+    ) -> tuple[str, JobRecord]:
+        """Queues the job and returns its id and record; 503 when Redis is down or the queue is full.
+        `expires_s`: a worker that only gets to the job later drops it (revoked), so a
+        backlog is not spent on answers whose clients have gone."""
+        if await self.queue_depth() >= self.max_queue_depth:
+            raise Unavailable(f"over {self.max_queue_depth} jobs are waiting", self.retry_after_s)
+        job_id = str(uuid.uuid4())
+        record = JobRecord(kind, task, time.time())
+        stored = {"kind": kind, "task": str(task), "submitted_at": record.submitted_at}
+        async with redis_errors(self.retry_after_s):
+            await self.redis.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
+            await run_in_threadpool(
+                self.celery.send_task,
+                str(task),
+                kwargs=payload.model_dump(mode="json"),
+                queue=QUEUE,
+                task_id=job_id,
+                expires=expires_s,
+            )
+        return job_id, record
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        async with redis_errors(self.retry_after_s):
+            raw = await self.redis.get(_job_key(job_id))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return JobRecord(data["kind"], TaskName(data["task"]), data["submitted_at"])
+
+    async def state(self, job_id: str) -> JobState | None:
+        """The job's state now, or None for an unknown or expired id."""
+        record = await self.record(job_id)
+        if record is None:
+            return None
+        async with redis_errors(self.retry_after_s):
+            raw = await self.redis.get(self._result_key(job_id))
+        return self._state(job_id, record, raw)
+
+    async def wait(self, job_id: str, record: JobRecord, timeout_s: float) -> JobState:
+        """Blocks until the job is finished; 504 after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        key = self._result_key(job_id)
+        async with redis_errors(self.retry_after_s), self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(key)
+            # Read after subscribing: a result stored before then is in the key, any later
+            # one arrives as a message.
+            raw = await self.redis.get(key)
+            while True:
+                state = self._state(job_id, record, raw)
+                if state.state in ("succeeded", "failed"):
+                    return state
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApiError(
+                        504,
+                        f"job {job_id} did not finish within {timeout_s:g} s; "
+                        f"it may still complete: GET /jobs/{job_id}",
+                        headers={"X-Job-Id": job_id},
+                    )
+                message = await _next_message(pubsub, remaining)
+                if message is not None:
+                    raw = message["data"]
+
+    def _result_key(self, job_id: str) -> str:
+        key = self.celery.backend.get_key_for_task(job_id)
+        return key.decode() if isinstance(key, bytes) else key
+
+    def _state(self, job_id: str, record: JobRecord, raw: bytes | None) -> JobState:
+        if raw is None:
+            return JobState(job_id, record, "queued")
+        meta = self.celery.backend.decode(raw)
+        status = meta.get("status")
+        if status == states.SUCCESS:
+            try:
+                result = RESULTS[record.task].model_validate(meta.get("result"))
+            except ValidationError as exc:
+                log.error("job %s: malformed result from the worker: %s", job_id, exc)
+                return JobState(job_id, record, "failed", error=JobError(502, "malformed result"))
+            return JobState(job_id, record, "succeeded", result=result)
+        if status == states.FAILURE:
+            return JobState(job_id, record, "failed", error=_job_error(meta.get("result")))
+        if status == states.REVOKED:
+            error = JobError(504, "the job expired before a worker could run it")
+            return JobState(job_id, record, "failed", error=error)
+        if status in (states.STARTED, states.RETRY):
+            return JobState(job_id, record, "running")
+        return JobState(job_id, record, "queued")
+
+
+async def _next_message(pubsub: Any, timeout_s: float) -> dict | None:
+    """The next published message, or None once `timeout_s` passes. The timeout is passed to
+    every read: without one, the client's socket timeout would end a quiet wait as an error."""
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+        if message is not None:
+            return message
+    return None
+
+
+def _job_key(job_id: str) -> str:
+    return f"{JOB_KEY_PREFIX}{job_id}"
+
+
+def _job_error(exc_info: object) -> JobError:
+    """A Celery failure -> HTTP status and detail. Exceptions are matched by name against
+    `contract.errors`; nothing named by a stored result is ever imported."""
+    if not isinstance(exc_info, dict):
+        return JobError(500, "the job failed")
+    name = str(exc_info.get("exc_type", ""))
+    message = exc_info.get("exc_message")
+    if isinstance(message, list | tuple):
+        message = "; ".join(str(m) for m in message)
+    detail = str(message) if message else name
+    cls = getattr(contract.errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, contract.errors.JobError):
+        return JobError(cls.http_status, detail)
+    if name in _TIMEOUTS:
+        return JobError(504, "the job exceeded its time limit")
+    log.error("job failed with an internal error %s: %s", name, detail)
+    return JobError(500, f"the worker failed ({name})")

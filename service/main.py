@@ -1,0 +1,62 @@
+"""The FastAPI app: `uvicorn service.main:app` (settings from SRBVAE_API_* variables)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from service.api.main import api_router
+from service.api.routes.page import STATIC
+from service.core.backends import Backends
+from service.core.config import Settings, get_settings
+from service.core.metrics import Metrics, MetricsMiddleware
+from service.core.uploads import BodyLimitMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """`settings` given (tests): they replace `get_settings()` for this app."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.backends = Backends.open(settings)
+        yield
+        await app.state.backends.close()
+
+    app = FastAPI(
+        title="sRb-VAE service",
+        summary="Attribute transfer and conditional synthesis with reference-based VAEs",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.metrics = Metrics()
+    app.include_router(api_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(Exception, _internal_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Accept", "Content-Type", "X-API-Key"],
+            expose_headers=["X-Model", "X-Checkpoint-SHA256", "X-Seed", "X-Job-Id"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
+    return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+app = create_app()

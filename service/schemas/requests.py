@@ -1,0 +1,60 @@
+"""What clients send: the form fields of the upload routes and the JSON body of /generate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.tasks import MAX_BATCH, MAX_SEED, Latents, ModelName
+
+ModelField = Annotated[
+    ModelName | None, Field(description="a model from GET /models; the default when omitted")
+]
+
+
+class _Fields(BaseModel):
+    # Form fields arrive as strings; a typo in a field name is an error, not a silent default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransferFields(_Fields):
+    strength: Annotated[
+        float,
+        Field(ge=0.0, le=1.0, description="0: the image's own e; 1: the attributes image's e"),
+    ] = 1.0
+    model: ModelField = None
+
+
+class SampleFields(_Fields):
+    n: Annotated[int, Field(ge=1, le=MAX_BATCH, description="how many variations")] = 8
+    seed: Annotated[
+        int | None, Field(ge=0, le=MAX_SEED, description="same seed, same images; drawn if omitted")
+    ] = None
+    temperature: Annotated[
+        float, Field(gt=0.0, le=10.0, description="scale of the sampled target factors e")
+    ] = 1.0
+    model: ModelField = None
+
+
+class EncodeFields(_Fields):
+    model: ModelField = None
+
+
+class GenerateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelField = None
+    z: Latents = Field(description="common factors, (B, z_dim)")
+    e: Latents | None = Field(
+        None, description="target factors, (B, e_dim); null: the reference e^r (neutral, plain)"
+    )
+
+
+# The files each upload route takes, for the OpenAPI description: (name, description, many).
+TRANSFER_FILES = (
+    ("image", "the picture to edit; its common factors z (identity, the digit) are kept", False),
+    ("attributes", "the picture whose target factors e (expression, style) are copied", False),
+)
+SAMPLE_FILES = (("image", "the picture whose z is kept while e is sampled", False),)
+ENCODE_FILES = (("images", f"1 to {MAX_BATCH} pictures", True),)

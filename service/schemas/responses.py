@@ -1,0 +1,79 @@
+"""What clients get back. Every result carries what makes it reproducible: the model, the
+checkpoint's SHA-256 and the seed used (null where no randomness is involved)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class _Reproducible(BaseModel):
+    job_id: str
+    model: str
+    checkpoint_sha256: str
+    seed: int | None = None
+    elapsed_ms: float = Field(description="time the worker spent on the job")
+
+
+class TransferPublic(_Reproducible):
+    image: str = Field(description="base64 PNG at the model's resolution")
+
+
+class ImagesPublic(_Reproducible):
+    images: list[str] = Field(description="base64 PNGs at the model's resolution")
+
+
+class EncodePublic(_Reproducible):
+    z: list[list[float]] = Field(description="posterior means of the common factors, (B, z_dim)")
+    e: list[list[float]] = Field(description="posterior means of the target factors, (B, e_dim)")
+
+
+JobResultPublic = TransferPublic | ImagesPublic | EncodePublic
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class JobErrorPublic(BaseModel):
+    status: int = Field(description="the HTTP status the synchronous request would have had")
+    detail: str
+
+
+class JobStatusPublic(BaseModel):
+    job_id: str
+    kind: Literal["transfer", "sample", "encode", "generate"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    result: JobResultPublic | None = None
+    error: JobErrorPublic | None = None
+
+
+class ModelPublic(BaseModel):
+    name: str
+    resolution: int
+    z_dim: int
+    e_dim: int
+    variant: str
+    checkpoint_sha256: str
+    card: dict = Field(description="training data, command and metrics from the model card")
+
+
+class ModelsPublic(BaseModel):
+    default: str
+    models: list[ModelPublic]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    workers: int
+    models: list[str]
+
+
+class ErrorPublic(BaseModel):
+    detail: str | list = Field(description="a message, or pydantic's list of field errors")

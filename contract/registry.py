@@ -38,3 +38,27 @@ class WorkerInfo(BaseModel):
     started_at: float
     heartbeat_at: float
     consuming: bool = True  # False when the worker detected it stopped consuming its queue
+    # What the worker runs with, as in force (issue 8 asserts them on a running worker).
+    queue: str | None = None
+    pool: str | None = None
+    concurrency: int | None = None  # jobs in flight at once
+    max_batch: int | None = None  # rows per forward pass
+    soft_time_limit: float | None = None  # seconds; the job fails with JobTimeout
+    hard_time_limit: float | None = None  # seconds; the process is replaced
+    visibility_timeout: float | None = None  # seconds before an unacked job is handed out again
+    max_deliveries: int | None = None  # starts before a job fails with TooManyDeliveries
+
+
+def read_workers(client) -> list[WorkerInfo]:
+    """Every live worker's announcement. `client` is a redis-py client (sync); entries that
+    do not parse (another version of the contract) are skipped."""
+    keys = sorted(client.scan_iter(match=f"{KEY_PREFIX}*", count=100))
+    workers = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:  # expired between SCAN and MGET
+            continue
+        try:
+            workers.append(WorkerInfo.model_validate_json(raw))
+        except ValueError:
+            continue
+    return workers

@@ -25,6 +25,13 @@ class TaskName(StrEnum):
     INTERPOLATE = "srbvae.interpolate"
 
 
+class DebugTaskName(StrEnum):
+    """Registered only when the worker runs with SRBVAE_WORKER_DEBUG_TASKS=1 (fault tests)."""
+
+    SLEEP = "srbvae.debug.sleep"  # kwargs: seconds; holds the device thread that long
+    CRASH = "srbvae.debug.crash"  # no kwargs; SIGKILLs its own worker process (an OOM kill)
+
+
 PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 Latents = Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]

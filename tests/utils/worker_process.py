@@ -1,0 +1,168 @@
+"""A real worker (`python -m worker`) as a subprocess, for worker and end-to-end tests.
+
+    from tests.utils.worker_process import running_worker, celery_client
+
+    with running_redis(tmp) as redis, running_worker(redis.url, model_dir, tmp) as worker:
+        info = worker.info                      # contract.registry.WorkerInfo, once ready
+        client = celery_client(redis.url)       # a sender configured as the API's should be
+        result = client.send_task(TaskName.SAMPLE, kwargs={...}).get(timeout=30)
+
+API:
+- `running_worker(redis_url, model_dir, log_dir, *, ready_timeout=90, **settings)`: context
+  manager; starts the supervisor, waits until the worker announces itself consuming, yields
+  a `WorkerProcess`, and on exit stops it (SIGTERM, then SIGKILL to its whole process group),
+  even when the test failed. `settings` become `SRBVAE_WORKER_<NAME>` variables, e.g.
+  `soft_time_limit=2, debug_tasks=True`.
+- `WorkerProcess.wait_ready(timeout)` -> WorkerInfo of a live, consuming worker process.
+- `WorkerProcess.kill_worker()`: SIGKILL the Celery process (not the supervisor, which starts a
+  fresh one: call `wait_ready()` again). Returns the pid it killed.
+- `WorkerProcess.stop()`, `WorkerProcess.log()` (its output so far, for assertion messages).
+- `celery_client(redis_url)`: a Celery app that only sends (JSON only, the worker's queue).
+
+Each worker gets a unique `name`, so several can share one Redis; the log goes to
+`log_dir/worker-<name>.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from celery import Celery
+from kombu import Queue
+
+import contract.errors  # noqa: F401 - results rebuild its exceptions by module name
+from contract.registry import KEY_PREFIX, WorkerInfo
+from contract.tasks import QUEUE
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # zombie: dead, not yet reaped
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass
+class WorkerProcess:
+    redis_url: str
+    model_dir: Path
+    log_path: Path
+    settings: dict = field(default_factory=dict)
+    name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    process: subprocess.Popen | None = None
+    info: WorkerInfo | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SRBVAE_WORKER_")}
+        env.update(
+            SRBVAE_WORKER_REDIS_URL=self.redis_url,
+            SRBVAE_WORKER_MODEL_DIR=str(self.model_dir),
+            SRBVAE_WORKER_NAME=self.name,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update({f"SRBVAE_WORKER_{k.upper()}": str(v) for k, v in self.settings.items()})
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() kills every descendant
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> WorkerInfo:
+        """Blocks until a live process of this worker announces itself consuming."""
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    rc = None if self.process is None else self.process.returncode
+                    raise RuntimeError(f"worker exited with {rc}:\n{self.log()[-4000:]}")
+                for key in client.scan_iter(match=f"{KEY_PREFIX}{self.name}.*"):
+                    raw = client.get(key)
+                    if raw is None:
+                        continue
+                    info = WorkerInfo.model_validate_json(raw)
+                    if info.consuming and _alive(info.pid):
+                        self.info = info
+                        return info
+                time.sleep(0.1)
+        finally:
+            client.close()
+        raise TimeoutError(f"worker not ready within {timeout} s:\n{self.log()[-4000:]}")
+
+    def kill_worker(self) -> int:
+        """SIGKILLs the Celery worker process; the supervisor starts a new one."""
+        if self.info is None:
+            raise RuntimeError("wait_ready() first")
+        pid = self.info.pid
+        os.kill(pid, signal.SIGKILL)
+        self.info = None
+        return pid
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the worker child, if it lingers
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self._log.close()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_worker(
+    redis_url: str,
+    model_dir: str | Path,
+    log_dir: str | Path,
+    *,
+    ready_timeout: float = 90.0,
+    **settings,
+) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(redis_url, Path(model_dir), Path(log_dir) / "worker.log", settings)
+    worker.log_path = Path(log_dir) / f"worker-{worker.name}.log"
+    worker.start()
+    try:
+        worker.wait_ready(ready_timeout)
+        yield worker
+    finally:
+        worker.stop()
+
+
+def celery_client(redis_url: str) -> Celery:
+    """Sends tasks by name and reads results, configured as the API should be."""
+    app = Celery("srbvae-test-client", broker=redis_url, backend=redis_url, set_as_current=False)
+    app.conf.update(
+        accept_content=["json"],
+        task_serializer="json",
+        result_serializer="json",
+        result_accept_content=["json"],
+        task_queues=[Queue(QUEUE)],
+        task_default_queue=QUEUE,
+        task_create_missing_queues=False,
+        broker_connection_retry_on_startup=True,
+    )
+    return app

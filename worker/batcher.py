@@ -1,0 +1,178 @@
+"""Micro-batching: one device thread runs every forward pass, merging requests that arrive
+together into one batch.
+
+Task threads submit operations (encode x, generate z and e) and wait on a future. The device
+thread takes the oldest pending operation, gathers the others with the same key (model and
+kind) up to `max_rows` rows, and runs them as one forward pass. It waits at most `wait_s` for
+company, and not at all when no other job is in flight, so a lone request pays nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# fn(list of per-op tensor tuples, concatenated along dim 0) -> tuple of batched outputs
+BatchFn = Callable[..., tuple[torch.Tensor, ...]]
+
+
+@dataclass
+class _Op:
+    key: Hashable
+    fn: BatchFn | Callable[[], object]
+    tensors: tuple[torch.Tensor, ...]  # each (rows, ...); empty for a plain call
+    rows: int
+    job_id: str | None
+    future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    def __init__(self, max_rows: int, wait_s: float, name: str = "device"):
+        self.max_rows = max_rows
+        self.wait_s = wait_s
+        self._pending: list[_Op] = []
+        self._cond = threading.Condition()
+        self._jobs_active = 0  # jobs registered with job() ...
+        self._jobs_waiting = 0  # ... of which this many are blocked in submit()
+        self._stopping = False
+        self.busy_since: float | None = None  # monotonic start of the running batch
+        self.busy_jobs: tuple[str, ...] = ()  # job ids in the running batch
+        self.batches = 0
+        self.rows = 0
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Batcher:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    @contextlib.contextmanager
+    def job(self) -> Iterator[None]:
+        """Marks a job in flight, so the device thread waits for its operations."""
+        with self._cond:
+            self._jobs_active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._jobs_active -= 1
+                self._cond.notify_all()
+
+    def submit(
+        self,
+        key: Hashable,
+        fn: BatchFn,
+        tensors: Sequence[torch.Tensor],
+        job_id: str | None = None,
+    ) -> Future:
+        """Queues fn over `tensors` (all (rows, ...)); the future gives this op's slice of
+        each output."""
+        rows = int(tensors[0].shape[0])
+        op = _Op(key, fn, tuple(tensors), rows, job_id)
+        self._enqueue(op)
+        return op.future
+
+    def call(self, fn: Callable[[], object], job_id: str | None = None) -> Future:
+        """Runs fn alone on the device thread (never batched)."""
+        op = _Op(object(), fn, (), 0, job_id)
+        self._enqueue(op)
+        return op.future
+
+    def wait(self, future: Future, timeout: float | None):
+        """future.result(timeout), counted as a job blocked on the device."""
+        with self._cond:
+            self._jobs_waiting += 1
+            self._cond.notify_all()
+        try:
+            return future.result(timeout)
+        finally:
+            with self._cond:
+                self._jobs_waiting -= 1
+
+    def _enqueue(self, op: _Op) -> None:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("batcher is stopped")
+            self._pending.append(op)
+            self._cond.notify_all()
+
+    # --- the device thread ---------------------------------------------------------------------
+
+    def _take(self) -> list[_Op] | None:
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            first = self._pending[0]
+            if first.tensors:
+                deadline = first.arrived + self.wait_s
+                while True:
+                    rows = sum(op.rows for op in self._pending if op.key == first.key)
+                    # Jobs in flight but not yet blocked on us may be about to submit.
+                    others_coming = self._jobs_active > self._jobs_waiting
+                    remaining = deadline - time.monotonic()
+                    if rows >= self.max_rows or not others_coming or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch, rows, rest = [], 0, []
+            for op in self._pending:
+                fits = op.key == first.key and (not batch or rows + op.rows <= self.max_rows)
+                if fits and (first.tensors or not batch):
+                    batch.append(op)
+                    rows += op.rows
+                else:
+                    rest.append(op)
+            self._pending = rest
+            return batch
+
+    def _loop(self) -> None:
+        while (batch := self._take()) is not None:
+            # Futures abandoned by a job that timed out are skipped.
+            batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            self.busy_since, self.busy_jobs = (
+                time.monotonic(),
+                tuple(op.job_id for op in batch if op.job_id),
+            )
+            try:
+                self._run(batch)
+            finally:
+                self.busy_since, self.busy_jobs = None, ()
+
+    def _run(self, batch: list[_Op]) -> None:
+        try:
+            if not batch[0].tensors:
+                batch[0].future.set_result(batch[0].fn())
+                return
+            n_in = len(batch[0].tensors)
+            inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
+            outputs = batch[0].fn(*inputs)
+            self.batches += 1
+            self.rows += inputs[0].shape[0]
+        except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it
+            log.exception("device batch failed")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(exc)
+            return
+        start = 0
+        for op in batch:
+            op.future.set_result(tuple(o[start : start + op.rows] for o in outputs))
+            start += op.rows

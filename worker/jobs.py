@@ -1,0 +1,155 @@
+"""Job bookkeeping that Celery's threads pool does not do: deliveries, time limits, and a
+watchdog that replaces the process when something is stuck past the hard limit.
+
+- Deliveries: every start of a job increments a counter in Redis; past `max_deliveries` the
+  job fails with TooManyDeliveries instead of killing one more worker (a poison job).
+- Finished jobs: a redelivered job whose result is already stored (its worker died between
+  storing and acknowledging, or the watchdog recorded a timeout) is acknowledged and skipped,
+  so each job's result is stored once.
+- Soft limit: a job waits for the device with the time it has left and fails with
+  JobTimeout when it runs out; its thread is free again at once.
+- Hard limit: a thread or the device stuck past it cannot be interrupted from Python. The
+  watchdog stores JobTimeout for the jobs involved and exits the process (EXIT_HARD_TIMEOUT);
+  the supervisor (`python -m worker`) or the deployment's restart policy starts a fresh one,
+  and the other unacknowledged jobs are handed out again after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from celery import states
+from celery.exceptions import Ignore
+
+from contract.errors import JobTimeout, TooManyDeliveries
+from worker.batcher import Batcher
+
+log = logging.getLogger(__name__)
+
+EXIT_HARD_TIMEOUT = 70  # EX_SOFTWARE: the supervisor restarts the process
+DELIVERIES_PREFIX = "srbvae:deliveries:"
+
+
+class JobTracker:
+    def __init__(
+        self,
+        redis,
+        *,
+        soft_limit: float,
+        hard_limit: float,
+        max_deliveries: int,
+        counter_ttl: int,
+        result_key: Callable[[str], str],
+        store_failure: Callable[[str, Exception], None],
+        batcher: Batcher,
+    ):
+        self.redis = redis
+        self.soft_limit = soft_limit
+        self.hard_limit = hard_limit
+        self.max_deliveries = max_deliveries
+        self.counter_ttl = counter_ttl
+        self.result_key = result_key
+        self.store_failure = store_failure
+        self.batcher = batcher
+        self._started: dict[str, float] = {}  # job id -> monotonic start
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def start(self) -> JobTracker:
+        self._watchdog.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- called by each task, in its own thread --------------------------------------------
+
+    def admit(self, job_id: str) -> int:
+        """Before a job runs: skip it if already finished, fail it if delivered too often.
+        Returns this delivery's number (1 on the first)."""
+        raw = self.redis.get(self.result_key(job_id))
+        if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
+            log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
+            raise Ignore()
+        key = DELIVERIES_PREFIX + job_id
+        n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
+        if n > self.max_deliveries:
+            raise TooManyDeliveries(
+                f"job {job_id} was started {n - 1} times and its worker died each time; giving up"
+            )
+        if n > 1:
+            log.warning("job %s: delivery %d of at most %d", job_id, n, self.max_deliveries)
+        return n
+
+    @contextlib.contextmanager
+    def running(self, job_id: str) -> Iterator[float]:
+        """Registers the job with the watchdog; yields its soft deadline (monotonic)."""
+        start = time.monotonic()
+        with self._lock:
+            self._started[job_id] = start
+        try:
+            with self.batcher.job():
+                yield start + self.soft_limit
+        finally:
+            with self._lock:
+                self._started.pop(job_id, None)
+
+    def wait(self, future, deadline: float):
+        """The device's answer, or JobTimeout once the soft deadline passes."""
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            return self.batcher.wait(future, remaining)
+        except TimeoutError:
+            future.cancel()  # the device thread skips it if it has not started
+            raise JobTimeout(f"the job exceeded its time limit of {self.soft_limit:g} s") from None
+
+    def check(self, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise JobTimeout(f"the job exceeded its time limit of {self.soft_limit:g} s")
+
+    # --- the watchdog ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        period = min(0.5, self.hard_limit / 10)
+        while not self._stop.wait(period):
+            now = time.monotonic()
+            stuck: set[str] = set()
+            busy_since = self.batcher.busy_since
+            if busy_since is not None and now - busy_since > self.hard_limit:
+                stuck.update(self.batcher.busy_jobs)
+                what = f"a device batch has run {now - busy_since:.1f} s"
+            else:
+                what = "a job thread has run past the hard limit"
+            with self._lock:
+                stuck.update(j for j, t in self._started.items() if now - t > self.hard_limit)
+            if stuck or (busy_since is not None and now - busy_since > self.hard_limit):
+                self._hard_timeout(stuck, what)
+
+    def _hard_timeout(self, jobs: set[str], what: str) -> None:
+        log.critical(
+            "hard time limit of %g s exceeded (%s); failing %s and replacing this process",
+            self.hard_limit, what, sorted(jobs) or "no job",
+        )  # fmt: skip
+        for job_id in jobs:
+            try:
+                raw = self.redis.get(self.result_key(job_id))
+                if raw is None or json.loads(raw).get("status") not in states.READY_STATES:
+                    self.store_failure(
+                        job_id,
+                        JobTimeout(
+                            f"the job exceeded the hard time limit of {self.hard_limit:g} s"
+                        ),
+                    )
+            except Exception:  # noqa: BLE001 - exiting matters more than this one result
+                log.exception("could not record the timeout of job %s", job_id)
+        logging.shutdown()
+        os._exit(EXIT_HARD_TIMEOUT)

@@ -1,0 +1,94 @@
+"""Task payloads in and out: pydantic validation, base64 PNG decoding and encoding.
+
+The API has already decoded, validated and resized uploads, but a message on the queue is
+still untrusted input: decoding accepts PNG only, at exactly the model's resolution, checked
+from the header before any pixel is decompressed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ValidationError
+
+from contract.errors import InvalidPayload
+from model import images as imageio
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# An RGBA PNG at 128x128 stored uncompressed is ~66 KB; anything far larger is not ours.
+MAX_PNG_BYTES = 2 * 1024 * 1024
+
+
+def parse(schema: type[BaseModel], args: tuple, kwargs: dict) -> BaseModel:
+    """kwargs -> the request schema, or InvalidPayload naming each bad field."""
+    if args:
+        raise InvalidPayload("the payload must be sent as keyword arguments, not positionally")
+    try:
+        return schema.model_validate(kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise InvalidPayload(f"invalid {schema.__name__}: {problems}") from None
+
+
+def decode_png(data: str, resolution: int, field: str = "image") -> np.ndarray:
+    """base64 PNG -> (R, R, 3) uint8."""
+    if len(data) > MAX_PNG_BYTES * 4 // 3 + 4:
+        raise InvalidPayload(f"{field}: larger than {MAX_PNG_BYTES} bytes")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload(f"{field}: not valid base64") from None
+    if not raw.startswith(PNG_SIGNATURE):
+        raise InvalidPayload(f"{field}: not a PNG image")
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as im:
+            if im.size != (resolution, resolution):
+                raise InvalidPayload(
+                    f"{field}: {im.size[0]}x{im.size[1]} image, the model takes "
+                    f"{resolution}x{resolution} (the API resizes uploads)"
+                )
+            im.load()
+            rgb = imageio.to_rgb(im)
+    except InvalidPayload:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise InvalidPayload(f"{field}: undecodable or truncated PNG") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_batch(images: Sequence[str], resolution: int, field: str = "images") -> torch.Tensor:
+    """base64 PNGs -> (B, 3, R, R) in [-1, 1]."""
+    arrays = [decode_png(d, resolution, f"{field}[{i}]") for i, d in enumerate(images)]
+    return imageio.uint8_to_tensor(np.stack(arrays))
+
+
+def encode_png(array: np.ndarray) -> str:
+    """(R, R, 3) uint8 -> base64 PNG. Level 1: these images are tiny and speed matters more."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def encode_batch(x: torch.Tensor) -> list[str]:
+    """(B, 3, R, R) in [-1, 1] -> base64 PNGs."""
+    return [encode_png(a) for a in imageio.tensor_to_uint8(x)]
+
+
+def latents(rows: list[list[float]], dim: int, field: str) -> torch.Tensor:
+    """JSON rows -> (B, dim) float32, every row the right length and finite."""
+    bad = [i for i, r in enumerate(rows) if len(r) != dim]
+    if bad:
+        raise InvalidPayload(f"{field}: every row must have {dim} values (rows {bad[:5]} do not)")
+    t = torch.tensor(rows, dtype=torch.float32)
+    if not torch.isfinite(t).all():
+        raise InvalidPayload(f"{field}: contains NaN or infinite values")
+    return t

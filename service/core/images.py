@@ -58,7 +58,7 @@ class Limits:
     max_pixels: int
 
 
-def sniff_format(data: bytes) -> str | None:
+def sniff_format(data: bytes, label: str = "image") -> str | None:
     """The allowed format the bytes start with, or None; raises 415 for a known other one."""
     for magic, name in _ALLOWED_MAGIC:
         if data.startswith(magic):
@@ -66,10 +66,10 @@ def sniff_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     if data[4:8] == b"ftyp":
-        raise ImageRejected(415, f"{_unsupported('HEIF/AVIF')}")
+        raise ImageRejected(415, f"{label}: {_unsupported('HEIF/AVIF')}")
     for magic, name in _OTHER_MAGIC:
         if data.startswith(magic):
-            raise ImageRejected(415, _unsupported(name))
+            raise ImageRejected(415, f"{label}: {_unsupported(name)}")
     return None
 
 
@@ -81,7 +81,7 @@ def decode(data: bytes, limits: Limits, label: str = "image") -> Image.Image:
     """Validated bytes -> the first frame, decoded, EXIF orientation applied."""
     if not data:
         raise ImageRejected(400, f"{label}: empty file")
-    fmt = sniff_format(data)
+    fmt = sniff_format(data, label)
     if fmt is None:
         raise ImageRejected(400, f"{label}: not a decodable image (PNG, JPEG, WebP, BMP, GIF)")
     try:

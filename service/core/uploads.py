@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -163,6 +164,9 @@ class _Collector:
 
 async def read_multipart(request: Request, limits: UploadLimits) -> Form:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"application/x-www-form-urlencoded":
+        # Fields without files: answered 422 for the missing files rather than 415.
+        return await _read_urlencoded(request, limits)
     if content_type != b"multipart/form-data":
         raise ApiError(415, "send the images as multipart/form-data")
     boundary = params.get(b"boundary")
@@ -191,3 +195,15 @@ async def read_multipart(request: Request, limits: UploadLimits) -> Form:
     except Exception as exc:  # python-multipart's parse errors have several types
         raise ApiError(400, f"malformed multipart body ({exc})") from exc
     return collector.form
+
+
+async def _read_urlencoded(request: Request, limits: UploadLimits) -> Form:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.max_field_bytes * limits.max_fields:
+            raise _too_large("form", limits.max_field_bytes * limits.max_fields)
+    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if len(pairs) > limits.max_fields:
+        raise ApiError(413, f"more than {limits.max_fields} form fields")
+    return Form(fields=dict(pairs))

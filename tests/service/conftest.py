@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.api.deps import get_jobs, get_registry
+from service.core.config import Settings
+from service.main import create_app
+from tests.service.fakes import FakeJobs, FakeRegistry
+from tests.utils import images
+
+
+def small_settings(**overrides) -> Settings:
+    """Limits small enough to cross in a test without large buffers."""
+    values = dict(
+        redis_url="redis://127.0.0.1:1/0",  # nothing listens: any real Redis use fails fast
+        max_upload_bytes=256 * 1024,
+        max_request_bytes=600 * 1024,
+        max_pixels=1_000_000,
+        job_timeout_s=2.0,
+        redis_timeout_s=0.5,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def jobs() -> FakeJobs:
+    return FakeJobs()
+
+
+@pytest.fixture
+def registry() -> FakeRegistry:
+    return FakeRegistry()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return small_settings()
+
+
+@pytest.fixture
+def client(settings, jobs, registry):
+    app = create_app(settings)
+    app.dependency_overrides[get_jobs] = lambda: jobs
+    app.dependency_overrides[get_registry] = lambda: registry
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def png():
+    return images.png()
+
+
+JSON = {"Accept": "application/json"}
+
+
+def decode_b64(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def sent_image(jobs: FakeJobs, field: str = "image") -> Image.Image:
+    """The picture the route queued for the worker."""
+    _, payload = jobs.sent[-1]
+    return decode_b64(getattr(payload, field))

@@ -1,0 +1,91 @@
+"""Stand-ins for the two things the routes talk to, for unit tests of the routes alone: the
+job queue (answers at once, echoing the images it was sent) and the worker registry."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import uuid
+
+from PIL import Image
+from pydantic import BaseModel
+
+from contract.registry import ModelInfo, WorkerInfo
+from contract.tasks import EncodeResult, ImagesResult, TaskName
+from service.core.jobs import JobError, JobRecord, JobState
+
+SHA = "ab" * 32
+
+
+def model_info(name: str = "digits", resolution: int = 32) -> ModelInfo:
+    return ModelInfo(
+        name=name, resolution=resolution, z_dim=8, e_dim=4, variant="srbvae",
+        checkpoint_sha256=SHA, card={"data": {"source": "test"}, "metrics": {}},
+    )  # fmt: skip
+
+
+class FakeRegistry:
+    def __init__(self, models: dict[str, ModelInfo] | None = None) -> None:
+        self._models = {"digits": model_info()} if models is None else models
+
+    async def workers(self) -> list[WorkerInfo]:
+        if not self._models:
+            return []
+        now = time.time()
+        return [WorkerInfo(worker_id="w1", hostname="test", pid=1, device="cpu",
+                           models=self._models, started_at=now, heartbeat_at=now)]  # fmt: skip
+
+    async def models(self) -> dict[str, ModelInfo]:
+        return dict(self._models)
+
+
+def _blank(resolution: int) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (resolution, resolution), (5, 5, 5)).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+class FakeJobs:
+    """Records every payload; `fail` makes the next jobs fail with that error; `hold` keeps
+    them queued (for the async path)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[TaskName, BaseModel]] = []
+        self.jobs: dict[str, tuple[JobRecord, BaseModel]] = {}
+        self.fail: JobError | None = None
+        self.hold = False
+
+    async def queue_depth(self) -> int:
+        return 0
+
+    async def submit(self, kind, task, payload, expires_s):
+        job_id = str(uuid.uuid4())
+        record = JobRecord(kind, task, time.time())
+        self.sent.append((task, payload))
+        self.jobs[job_id] = (record, payload)
+        return job_id, record
+
+    async def wait(self, job_id, record, timeout_s):
+        return self._state(job_id)
+
+    async def state(self, job_id):
+        return self._state(job_id) if job_id in self.jobs else None
+
+    def _state(self, job_id: str) -> JobState:
+        record, payload = self.jobs[job_id]
+        if self.hold:
+            return JobState(job_id, record, "queued")
+        if self.fail is not None:
+            return JobState(job_id, record, "failed", error=self.fail)
+        common = dict(model=payload.model, checkpoint_sha256=SHA, elapsed_ms=1.5)
+        if record.task is TaskName.ENCODE:
+            n = len(payload.images)
+            result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
+        elif record.task is TaskName.TRANSFER:
+            result = ImagesResult(**common, images=[payload.image])  # echo what was sent
+        elif record.task is TaskName.SAMPLE:
+            result = ImagesResult(**common, images=[payload.image] * payload.n, seed=payload.seed)
+        else:
+            result = ImagesResult(**common, images=[_blank(32)] * len(payload.z))
+        return JobState(job_id, record, "succeeded", result=result)

@@ -1,0 +1,96 @@
+"""Upload decoding and conversion (service.core.images), and its match with model/images.py."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from service.core import images as service_images
+from tests.utils import images
+
+LIMITS = service_images.Limits(max_pixels=1_000_000)
+
+
+def prepared(data: bytes, resolution: int = 32) -> Image.Image:
+    return Image.open(io.BytesIO(service_images.prepare(data, resolution, LIMITS)))
+
+
+def test_exif_orientation_is_honoured():
+    image = prepared(images.jpeg_rotated(6))  # 64x32 left red | right blue, rotated 90° cw
+    top, bottom = image.getpixel((16, 2)), image.getpixel((16, 29))
+    assert top[0] > 200 and top[2] < 50  # red now on top
+    assert bottom[2] > 200 and bottom[0] < 50
+
+
+def test_cmyk_becomes_rgb():
+    image = prepared(images.cmyk_jpeg())
+    assert image.mode == "RGB"
+    r, g, b = image.getpixel((16, 16))
+    assert r > 200 and g < 50 and b < 50
+
+
+def test_palette_transparency_becomes_black():
+    image = prepared(images.palette_with_transparency())
+    assert image.getpixel((4, 16)) == (0, 0, 0)  # transparent white -> black
+    assert image.getpixel((28, 16)) == (0, 255, 0)
+
+
+def test_grey16_keeps_its_levels():
+    levels = (0, 1000, 30000, 65535)
+    image = prepared(images.grey16(levels))
+    got = [image.getpixel((i * 8 + 4, 16))[0] for i in range(len(levels))]
+    assert got == [round(level / 257) for level in levels]  # [0, 4, 117, 255], not [0, 255...]
+
+
+def test_animated_gif_uses_its_first_frame():
+    image = prepared(images.animated_gif())
+    assert image.getpixel((16, 16)) == (255, 0, 0)
+
+
+def test_no_metadata_survives():
+    data = service_images.prepare(images.with_metadata(), 32, LIMITS)
+    assert b"secret-marker" not in data
+    image = Image.open(io.BytesIO(data))
+    assert not image.info.get("exif") and "Comment" not in image.info
+
+
+def test_output_is_square_at_the_resolution_centre_cropped():
+    image = prepared(images.encode(images.halves((96, 32), (255, 0, 0), (0, 0, 255))), 16)
+    assert image.size == (16, 16)
+    assert image.getpixel((1, 8))[0] > 200 and image.getpixel((14, 8))[2] > 200
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "BMP", "GIF", "PNG"])
+def test_every_allowed_format_decodes(fmt):
+    assert prepared(images.encode(Image.new("RGB", (20, 20), (0, 0, 200)), fmt)).size == (32, 32)
+
+
+def test_psd_and_pdf_bytes_are_refused_as_unsupported():
+    for data in (b"8BPS" + b"\0" * 40, b"%PDF-1.4\n"):
+        with pytest.raises(service_images.ImageRejected) as caught:
+            service_images.prepare(data, 32, LIMITS)
+        assert caught.value.status == 415
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.new("RGB", (50, 30), (10, 200, 30)),
+        lambda: images.halves((70, 40), (255, 0, 0, 128), (0, 0, 255, 0), "RGBA"),
+        lambda: images.halves((40, 70), 30, 220, "L"),
+        lambda: Image.open(io.BytesIO(images.grey16())),
+        lambda: Image.open(io.BytesIO(images.palette_with_transparency())),
+        lambda: Image.effect_noise((90, 60), 60).convert("RGB"),
+    ],
+    ids=["rgb", "rgba", "grey", "grey16", "palette", "noise"],
+)
+def test_matches_model_preprocessing(make):
+    """The service resizes uploads before queuing; the worker's own rules must give the same
+    pixels, or a model would see different inputs through the API than in training."""
+    model_images = pytest.importorskip("model.images")
+    image = make()
+    ours = service_images.fit(image, 32)
+    theirs = model_images.fit(image, 32)
+    assert ours.tobytes() == theirs.tobytes()

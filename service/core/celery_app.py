@@ -7,7 +7,9 @@ imported here, so the web process never loads torch.
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
+from contract.tasks import QUEUE
 from service.core.config import Settings
 
 
@@ -20,6 +22,10 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         result_accept_content=["json"],
         result_expires=settings.result_ttl_s,
+        # The worker's one declared queue; a mistyped name fails instead of creating a queue.
+        task_queues=[Queue(QUEUE)],
+        task_default_queue=QUEUE,
+        task_create_missing_queues=False,
         # A stale pooled connection after a Redis restart gets one quick retry; an outage
         # beyond that is a 503 now rather than a request hanging on reconnects.
         task_publish_retry=True,

@@ -97,3 +97,9 @@ EPS = (
     b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n"
     b"newpath 0 0 moveto 16 16 lineto stroke showpage\n%%EOF\n"
 )
+
+
+def png_b64(size: tuple[int, int] = (32, 32)) -> str:
+    import base64
+
+    return base64.b64encode(png(size)).decode()

@@ -1,0 +1,103 @@
+"""The real job queue and registry against redis-server (no worker): outages, timeouts, and
+results arriving by publication rather than polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from contract.registry import WorkerInfo, worker_key
+from service.main import create_app
+from tests.service.conftest import small_settings
+from tests.service.fakes import model_info
+from tests.utils import images
+from tests.utils.redis_server import running_redis
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def announce_worker(url: str) -> None:
+    """A registry entry as a worker writes it, so routes find a model without a worker."""
+    now = time.time()
+    info = WorkerInfo(worker_id="fake.1", hostname="test", pid=1, device="cpu",
+                      models={"digits": model_info()}, started_at=now, heartbeat_at=now)  # fmt: skip
+    redis.Redis.from_url(url).set(worker_key(info.worker_id), info.model_dump_json(), ex=30)
+
+
+def test_redis_down_is_503_with_retry_after_quickly(png):
+    with TestClient(create_app(small_settings(redis_url="redis://127.0.0.1:1/0"))) as client:
+        start = time.monotonic()
+        answer = client.post("/transfer", files={"image": ("a", png), "attributes": ("b", png)})
+        assert time.monotonic() - start < 2
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/models").status_code == 503
+        assert client.get("/metrics").status_code == 200  # scrapes go on during an outage
+
+
+def test_job_outliving_its_time_limit_is_504(redis_server, png):
+    announce_worker(redis_server.url)
+    settings = small_settings(redis_url=redis_server.url, job_timeout_s=0.3)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/sample", files={"image": ("a.png", png)})
+        assert answer.status_code == 504
+        job_id = answer.headers["x-job-id"]
+        assert client.get(f"/jobs/{job_id}").json()["status"] == "queued"
+
+
+def test_queue_over_its_limit_is_503(redis_server, png):
+    announce_worker(redis_server.url)
+    settings = small_settings(redis_url=redis_server.url, max_queue_depth=1)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/sample?async=true", files={"image": ("a", png)}).status_code in (
+            202,
+            503,
+        )
+        answer = client.post("/sample?async=true", files={"image": ("a", png)})
+        assert answer.status_code == 503 and "retry-after" in answer.headers
+    redis.Redis.from_url(redis_server.url).delete("srbvae")
+
+
+def test_result_is_answered_as_soon_as_it_is_stored(redis_server, png):
+    """Stores the result as a worker's Celery backend does, 0.3 s after submission; the
+    request must end right after, not on a polling tick."""
+    announce_worker(redis_server.url)
+    settings = small_settings(redis_url=redis_server.url, job_timeout_s=5)
+    app = create_app(settings)
+    stored_at: list[float] = []
+
+    def fake_worker(backend) -> None:
+        client = redis.Redis.from_url(redis_server.url)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for key in client.scan_iter(match="srbvae:api:job:*"):
+                job_id = key.decode().rsplit(":", 1)[1]
+                time.sleep(0.3)
+                result = {"model": "digits", "checkpoint_sha256": "ab" * 32, "elapsed_ms": 1.0,
+                          "images": [images.png_b64()], "seed": 3}  # fmt: skip
+                backend.store_result(job_id, result, "SUCCESS")
+                stored_at.append(time.monotonic())
+                return
+            time.sleep(0.01)
+
+    leftovers = redis.Redis.from_url(redis_server.url).keys("srbvae:api:job:*")
+    if leftovers:  # jobs of the tests above: the fake worker must find only this one
+        redis.Redis.from_url(redis_server.url).delete(*leftovers)
+    with TestClient(app) as client:
+        thread = threading.Thread(
+            target=fake_worker, args=(app.state.backends.jobs.celery.backend,)
+        )
+        thread.start()
+        answer = client.post("/sample", files={"image": ("a", png)}, data={"n": "1", "seed": "3"})
+        done = time.monotonic()
+        thread.join()
+    assert answer.status_code == 200 and answer.headers["x-seed"] == "3"
+    assert done - stored_at[0] < 0.1

@@ -71,6 +71,11 @@ def decode_batch(images: Sequence[str], resolution: int, field: str = "images") 
     return imageio.uint8_to_tensor(np.stack(arrays))
 
 
+def decode_one(data: str, resolution: int, field: str) -> torch.Tensor:
+    """One base64 PNG -> (1, 3, R, R) in [-1, 1]."""
+    return imageio.uint8_to_tensor(decode_png(data, resolution, field)[None])
+
+
 def encode_png(array: np.ndarray) -> str:
     """(R, R, 3) uint8 -> base64 PNG. Level 1: these images are tiny and speed matters more."""
     buf = io.BytesIO()

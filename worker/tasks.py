@@ -85,10 +85,11 @@ def transfer(self, job: Job, *args, **kwargs) -> dict:
     req = payload.parse(TransferRequest, args, kwargs)
     rt = get_runtime()
     m = rt.model(req.model)
+    r = m.vae.resolution
     x = torch.cat(
         [
-            payload.decode_batch([req.image], m.vae.resolution, "image"),
-            payload.decode_batch([req.attributes], m.vae.resolution, "attributes"),
+            payload.decode_one(req.image, r, "image"),
+            payload.decode_one(req.attributes, r, "attributes"),
         ]
     )
     z, e = rt.encode(m, x, job.id, job.deadline)
@@ -107,7 +108,7 @@ def sample(self, job: Job, *args, **kwargs) -> dict:
     req = payload.parse(SampleRequest, args, kwargs)
     rt = get_runtime()
     m = rt.model(req.model)
-    x = payload.decode_batch([req.image], m.vae.resolution, "image")
+    x = payload.decode_one(req.image, m.vae.resolution, "image")
     seed = seed_for(job.id) if req.seed is None else req.seed
     z, _ = rt.encode(m, x, job.id, job.deadline)
     # The same draws as ReferenceVAE.sample: a seeded CPU generator, so any device agrees.
@@ -123,7 +124,7 @@ def neutralize(self, job: Job, *args, **kwargs) -> dict:
     req = payload.parse(NeutralizeRequest, args, kwargs)
     rt = get_runtime()
     m = rt.model(req.model)
-    x = payload.decode_batch([req.image], m.vae.resolution, "image")
+    x = payload.decode_one(req.image, m.vae.resolution, "image")
     z, _ = rt.encode(m, x, job.id, job.deadline)
     return _images_result(m, t0, rt.generate(m, z, None, job.id, job.deadline))
 
@@ -136,8 +137,8 @@ def interpolate(self, job: Job, *args, **kwargs) -> dict:
     m = rt.model(req.model)
     x = torch.cat(
         [
-            payload.decode_batch([req.a], m.vae.resolution, "a"),
-            payload.decode_batch([req.b], m.vae.resolution, "b"),
+            payload.decode_one(req.a, m.vae.resolution, "a"),
+            payload.decode_one(req.b, m.vae.resolution, "b"),
         ]
     )
     z, e = rt.encode(m, x, job.id, job.deadline)

@@ -15,7 +15,7 @@ API:
   `soft_time_limit=2, debug_tasks=True`.
 - `WorkerProcess.wait_ready(timeout)` -> WorkerInfo of a live, consuming worker process.
 - `WorkerProcess.kill_worker()`: SIGKILL the Celery process (not the supervisor, which starts a
-  fresh one: call `wait_ready()` again). Returns the pid it killed.
+  fresh one: call `wait_ready()` again). Returns the pid it killed, once it is dead.
 - `WorkerProcess.stop()`, `WorkerProcess.log()` (its output so far, for assertion messages).
 - `celery_client(redis_url)`: a Celery app that only sends (JSON only, the worker's queue).
 
@@ -113,6 +113,9 @@ class WorkerProcess:
         pid = self.info.pid
         os.kill(pid, signal.SIGKILL)
         self.info = None
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return pid
 
     def stop(self, timeout: float = 20.0) -> None:

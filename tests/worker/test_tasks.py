@@ -1,0 +1,154 @@
+"""Every task through a real Redis and a real worker process, against the in-process model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis
+from PIL import Image
+
+from contract.errors import InvalidPayload, UnknownModel
+from contract.registry import read_workers
+from contract.tasks import RESULTS, TaskName
+from tests.worker.conftest import (
+    RESOLUTION,
+    assert_same_images,
+    decode,
+    png_b64,
+    random_png,
+)
+
+TIMEOUT = 30
+
+
+def run(client, name: TaskName, **kwargs) -> dict:
+    result = client.send_task(str(name), kwargs=kwargs).get(timeout=TIMEOUT)
+    RESULTS[name].model_validate(result)  # the answer has the contract's shape
+    return result
+
+
+def pil(b64: str) -> Image.Image:
+    return Image.fromarray(decode(b64).astype(np.uint8))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker(worker):
+    return worker
+
+
+def test_encode_round_trip(client, models):
+    images = [random_png(i) for i in range(3)]
+    result = run(client, TaskName.ENCODE, model="faces", images=images)
+    z, e = models["faces"].encode([pil(b) for b in images])
+    np.testing.assert_allclose(result["z"], z.numpy(), atol=1e-5)
+    np.testing.assert_allclose(result["e"], e.numpy(), atol=1e-5)
+    assert result["model"] == "faces"
+    assert result["checkpoint_sha256"] == models["faces"].manifest["weights"]["sha256"]
+
+
+def test_generate_round_trip_with_and_without_e(client, models):
+    m = models["digits"]
+    z = np.random.default_rng(0).normal(size=(2, m.z_dim)).tolist()
+    e = np.random.default_rng(1).normal(size=(2, m.e_dim)).tolist()
+    with_e = run(client, TaskName.GENERATE, model="digits", z=z, e=e)
+    assert_same_images(with_e["images"], m.generate(z, e))
+    reference = run(client, TaskName.GENERATE, model="digits", z=z, e=None)
+    assert_same_images(reference["images"], m.generate(z))
+
+
+def test_transfer_round_trip(client, models):
+    a, b = random_png(10), random_png(11)
+    result = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, strength=0.5)
+    assert_same_images(result["images"], [models["faces"].transfer(pil(a), pil(b), 0.5)])
+
+
+def test_sample_round_trip_uses_the_seed(client, models):
+    image = random_png(20)
+    result = run(client, TaskName.SAMPLE, model="faces", image=image, n=5, seed=7)
+    assert result["seed"] == 7
+    want = models["faces"].sample(pil(image), n=5, seed=7)
+    assert_same_images(result["images"], want)
+
+
+def test_sample_without_seed_reports_the_seed_it_used(client, models):
+    image = random_png(21)
+    result = run(client, TaskName.SAMPLE, model="digits", image=image, n=3)
+    want = models["digits"].sample(pil(image), n=3, seed=result["seed"])
+    assert_same_images(result["images"], want)
+
+
+def test_sample_twice_with_one_seed_gives_the_same_images(client):
+    image = random_png(22)
+    first = run(client, TaskName.SAMPLE, model="digits", image=image, n=4, seed=123)
+    second = run(client, TaskName.SAMPLE, model="digits", image=image, n=4, seed=123)
+    assert first["images"] == second["images"]
+
+
+def test_neutralize_round_trip(client, models):
+    image = random_png(30)
+    result = run(client, TaskName.NEUTRALIZE, model="digits", image=image)
+    assert_same_images(result["images"], [models["digits"].neutralize(pil(image))])
+
+
+def test_interpolate_round_trip(client, models):
+    a, b = random_png(40), random_png(41)
+    result = run(client, TaskName.INTERPOLATE, model="faces", a=a, b=b, steps=4)
+    assert_same_images(result["images"], models["faces"].interpolate(pil(a), pil(b), 4))
+
+
+def test_concurrent_jobs_are_batched_and_each_gets_its_own_answer(client, models):
+    images = [random_png(100 + i) for i in range(12)]
+    pending = [
+        client.send_task(str(TaskName.SAMPLE), kwargs=dict(model="faces", image=im, n=2, seed=i))
+        for i, im in enumerate(images)
+    ]
+    for i, (im, p) in enumerate(zip(images, pending, strict=True)):
+        result = p.get(timeout=TIMEOUT)
+        assert_same_images(result["images"], models["faces"].sample(pil(im), n=2, seed=i))
+
+
+def test_unknown_model_fails_with_unknown_model(client):
+    with pytest.raises(UnknownModel, match="no model named 'celebs'"):
+        run(client, TaskName.NEUTRALIZE, model="celebs", image=random_png(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(model="digits", image="not base64!"), "image: not valid base64"),
+        (dict(model="digits", image=png_b64(np.zeros((8, 8, 3), np.uint8))), "8x8 image"),
+        (dict(model="digits", image="R0lGODlhAQABAAAAACw="), "image: not a PNG"),
+        (dict(model="digits", image="iVBORw0KGgoAAAANSUhEUgAAACAAAAAg"), "undecodable"),
+        (dict(model="digits"), "image: Field required"),
+        (dict(model="digits", image=random_png(0), colour="red"), "colour: Extra inputs"),
+    ],
+    ids=["base64", "size", "gif", "truncated", "missing", "extra"],
+)
+def test_malformed_payload_fails_with_invalid_payload(client, kwargs, message):
+    with pytest.raises(InvalidPayload, match=message):
+        run(client, TaskName.NEUTRALIZE, **kwargs)
+
+
+def test_latents_of_the_wrong_width_fail_with_invalid_payload(client):
+    with pytest.raises(InvalidPayload, match=r"z: every row must have 8 values"):
+        run(client, TaskName.GENERATE, model="digits", z=[[0.0] * 3])
+
+
+def test_positional_arguments_fail_with_invalid_payload(client):
+    pending = client.send_task(str(TaskName.NEUTRALIZE), args=["digits", random_png(0)])
+    with pytest.raises(InvalidPayload, match="keyword arguments"):
+        pending.get(timeout=TIMEOUT)
+
+
+def test_worker_announces_its_models_and_limits(redis_server, worker, models):
+    client = redis.Redis.from_url(redis_server.url)
+    (info,) = [w for w in read_workers(client) if w.worker_id == worker.info.worker_id]
+    client.close()
+    assert info.consuming and info.device == "cpu"
+    assert set(info.models) == {"digits", "faces"}
+    faces = info.models["faces"]
+    assert (faces.resolution, faces.z_dim, faces.e_dim) == (RESOLUTION, 8, 4)
+    assert faces.variant == "srbvae"
+    assert faces.checkpoint_sha256 == models["faces"].manifest["weights"]["sha256"]
+    assert faces.card["data"]["source"] == "test"
+    assert info.visibility_timeout == 60 > info.hard_time_limit == 30

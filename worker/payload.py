@@ -60,7 +60,11 @@ def decode_png(data: str, resolution: int, field: str = "image") -> np.ndarray:
             rgb = imageio.to_rgb(im)
     except InvalidPayload:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise InvalidPayload(
+            f"{field}: far larger than the model's {resolution}x{resolution}"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidPayload(f"{field}: undecodable or truncated PNG") from None
     return np.asarray(rgb, dtype=np.uint8)
 

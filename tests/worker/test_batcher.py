@@ -1,0 +1,93 @@
+"""The micro-batcher alone, with a fake forward pass that records its batch sizes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from worker.batcher import Batcher
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0):
+        self.sizes: list[int] = []
+        self.delay = delay
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        self.sizes.append(x.shape[0])
+        time.sleep(self.delay)
+        return (x * 2,)
+
+
+@pytest.fixture
+def batcher():
+    b = Batcher(max_rows=8, wait_s=0.2).start()
+    yield b
+    b.stop()
+
+
+def test_a_lone_request_is_not_delayed_by_the_batch_wait(batcher):
+    fn = Recorder()
+    with batcher.job():
+        t0 = time.monotonic()
+        (out,) = batcher.wait(batcher.submit("k", fn, [torch.ones(3, 2)]), 5)
+    assert time.monotonic() - t0 < 0.1  # well under wait_s: no other job was in flight
+    assert torch.equal(out, torch.full((3, 2), 2.0)) and fn.sizes == [3]
+
+
+def test_concurrent_jobs_share_one_forward_and_get_their_own_rows(batcher):
+    fn = Recorder()
+    results = {}
+    start = threading.Barrier(4)
+
+    def job(i: int) -> None:
+        with batcher.job():
+            start.wait()
+            results[i] = batcher.wait(batcher.submit("k", fn, [torch.full((2, 1), float(i))]), 5)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fn.sizes == [8]
+    for i in range(4):
+        assert torch.equal(results[i][0], torch.full((2, 1), 2.0 * i))
+
+
+def test_batches_never_exceed_max_rows_and_keys_never_mix(batcher):
+    fn_a, fn_b = Recorder(delay=0.05), Recorder()
+    blocker = batcher.call(lambda: time.sleep(0.1))  # let everything queue up behind it
+    futures = [batcher.submit("a", fn_a, [torch.ones(3, 1)]) for _ in range(5)]
+    futures += [batcher.submit("b", fn_b, [torch.ones(1, 1)]) for _ in range(2)]
+    blocker.result(5)
+    for f in futures:
+        f.result(5)
+    assert all(size <= 8 for size in fn_a.sizes) and sum(fn_a.sizes) == 15
+    assert fn_b.sizes == [2]
+
+
+def test_an_abandoned_request_is_skipped(batcher):
+    fn = Recorder()
+    blocker = batcher.call(lambda: time.sleep(0.1))
+    dropped = batcher.submit("k", fn, [torch.ones(5, 1)])
+    assert dropped.cancel()
+    kept = batcher.submit("k", fn, [torch.ones(1, 1)])
+    blocker.result(5)
+    kept.result(5)
+    assert fn.sizes == [1]
+
+
+def test_a_failing_forward_fails_every_request_in_its_batch(batcher):
+    def boom(x):
+        raise RuntimeError("device on fire")
+
+    blocker = batcher.call(lambda: time.sleep(0.05))
+    futures = [batcher.submit("k", boom, [torch.ones(1, 1)]) for _ in range(3)]
+    blocker.result(5)
+    for f in futures:
+        with pytest.raises(RuntimeError, match="device on fire"):
+            f.result(5)

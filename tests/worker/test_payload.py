@@ -1,0 +1,75 @@
+"""Payload decoding alone: PNG only, the model's size, clear messages."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from contract.errors import InvalidPayload
+from contract.tasks import SampleRequest
+from worker import payload
+
+
+def b64(image: Image.Image, fmt: str = "PNG") -> str:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_png_round_trip_is_lossless():
+    a = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(payload.decode_png(payload.encode_png(a), 32), a)
+
+
+def test_rgba_and_grey_pngs_become_rgb():
+    rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 255))
+    assert payload.decode_png(b64(rgba), 16).shape == (16, 16, 3)
+    assert payload.decode_png(b64(Image.new("L", (16, 16), 7)), 16)[0, 0].tolist() == [7, 7, 7]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("@@@", "not valid base64"),
+        (b64(Image.new("RGB", (16, 16)), "JPEG"), "not a PNG"),
+        (b64(Image.new("RGB", (16, 16)), "GIF"), "not a PNG"),
+        (b64(Image.new("RGB", (17, 16))), "17x16 image, the model takes 16x16"),
+        (base64.b64encode(payload.PNG_SIGNATURE + b"\0" * 40).decode(), "undecodable"),
+        ("A" * (payload.MAX_PNG_BYTES * 2), "larger than"),
+    ],
+    ids=["base64", "jpeg", "gif", "size", "garbage", "huge"],
+)
+def test_bad_images_are_refused_with_a_clear_message(data, message):
+    with pytest.raises(InvalidPayload, match=message):
+        payload.decode_png(data, 16, "image")
+
+
+def test_a_large_image_is_refused_from_its_header_before_decoding(monkeypatch):
+    big = b64(Image.new("L", (4000, 4000)))
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels decoded"))
+    with pytest.raises(InvalidPayload, match="4000x4000 image"):
+        payload.decode_png(big, 32, "image")
+
+
+def test_a_decompression_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow errors past twice this
+    with pytest.raises(InvalidPayload, match="far larger"):
+        payload.decode_png(b64(Image.new("L", (64, 64))), 32, "image")
+
+
+def test_schema_errors_name_every_bad_field():
+    with pytest.raises(InvalidPayload) as err:
+        payload.parse(SampleRequest, (), {"model": "x", "image": "a", "n": 0, "temperature": -1})
+    assert "n: Input should be greater" in str(err.value)
+    assert "temperature: Input should be greater" in str(err.value)
+
+
+def test_latents_must_be_finite_and_the_right_width():
+    with pytest.raises(InvalidPayload, match="NaN or infinite"):
+        payload.latents([[1e39, 0.0]], 2, "z")
+    with pytest.raises(InvalidPayload, match="rows \\[1\\]"):
+        payload.latents([[0.0, 0.0], [0.0]], 2, "z")

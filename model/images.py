@@ -47,7 +47,10 @@ def fit(image: Image.Image, resolution: int) -> Image.Image:
 
 def uint8_to_tensor(array: np.ndarray) -> torch.Tensor:
     """(N, R, R, 3) uint8 -> (N, 3, R, R) float32 in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float()
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # memory-mapped datasets are read-only; torch wants to own it
+        array = array.copy()
+    x = torch.from_numpy(array).permute(0, 3, 1, 2).float()
     return x.div_(127.5).sub_(1.0)
 
 

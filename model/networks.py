@@ -31,20 +31,20 @@ def _conv_block(c_in: int, c_out: int, pixel_norm: bool) -> list[nn.Module]:
 class ConvTrunk(nn.Module):
     """Image -> flat features: 1x1 from-RGB, then (conv, conv, avg-pool) per halving."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, width: float = 1.0):
         super().__init__()
         size = cfg.resolution
         layers: list[nn.Module] = [
-            nn.Conv2d(cfg.image_channels, cfg.channels_at(size), 1),
+            nn.Conv2d(cfg.image_channels, cfg.channels_at(size, width), 1),
             nn.LeakyReLU(LRELU_SLOPE),
         ]
         for _ in range(cfg.num_stages):
-            c_in, c_out = cfg.channels_at(size), cfg.channels_at(size // 2)
+            c_in, c_out = cfg.channels_at(size, width), cfg.channels_at(size // 2, width)
             layers += _conv_block(c_in, c_in, pixel_norm=False)
             layers += _conv_block(c_in, c_out, pixel_norm=False)
             layers.append(nn.AvgPool2d(2))
             size //= 2
-        c = cfg.channels_at(size)
+        c = cfg.channels_at(size, width)
         layers += _conv_block(c, c, pixel_norm=False)
         self.net = nn.Sequential(*layers)
         self.out_features = c * size * size
@@ -108,7 +108,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: ModelConfig, latent_dim: int):
         super().__init__()
-        self.trunk = ConvTrunk(cfg)
+        self.trunk = ConvTrunk(cfg, cfg.disc_width)
         self.image_fc = nn.Sequential(
             nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
         )

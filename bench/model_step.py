@@ -1,0 +1,120 @@
+"""Training-step throughput of the default model configurations.
+
+Prints, for each configuration and precision: unlabelled images per second, FLOPs per image
+(forward and backward of every phase, counted by torch's FLOP counter), achieved FLOP/s and its
+fraction of this machine's bfloat16 matmul peak measured in the same run, and the speed-up of
+bf16 autocast + channels_last over plain fp32. Figures are only comparable within one run.
+
+    python -m bench.model_step [--steps 5] [--batch 36] [--configs cpu-32,paper-64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from model.config import ModelConfig, cpu_config, paper_config
+from model.networks import SRbVAE, count_parameters
+from model.objectives import make_objective
+from model.training_step import TrainStep, fastest_settings
+
+CONFIGS = {
+    "cpu-32": lambda variant: cpu_config(32, variant=variant),
+    "cpu-64": lambda variant: cpu_config(64, variant=variant),
+    "paper-64": lambda variant: paper_config(64, variant=variant),
+}
+
+
+def matmul_peak(
+    device: torch.device, dtype: torch.dtype, n: int = 2048, seconds: float = 2.0
+) -> float:
+    """Achieved FLOP/s of an n x n matmul in `dtype`: the practical peak to compare against."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.matmul(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.matmul(a, b)
+        count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * count / (time.perf_counter() - start)
+
+
+def step_flops(cfg: ModelConfig, batch: int, device: torch.device) -> float:
+    net = SRbVAE(cfg).to(device)
+    step = TrainStep(make_objective(net))
+    x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
+    with FlopCounterMode(display=False) as counter:
+        step(x, x)
+    return counter.get_total_flops()
+
+
+MODES = {  # name: TrainStep keyword arguments
+    "fp32": {"mixed_precision": False, "channels_last": False},
+    "fp32+CL": {"mixed_precision": False, "channels_last": True},
+    "bf16+CL": {"mixed_precision": True, "channels_last": True},
+}
+
+
+def throughput(cfg: ModelConfig, batch: int, steps: int, device: torch.device, mode: str) -> float:
+    """Unlabelled images per second (each step also consumes `batch` reference images)."""
+    net = SRbVAE(cfg).to(device)
+    step = TrainStep(make_objective(net), **MODES[mode])
+    x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
+    step(x, x)  # warm-up: allocator, kernels, autotuning
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(x, x)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=36)  # paper 5.2
+    parser.add_argument("--configs", default="cpu-32,paper-64")
+    parser.add_argument("--variants", default="srbvae,rbvae")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+
+    peak_bf16 = matmul_peak(device, torch.bfloat16)
+    peak_fp32 = matmul_peak(device, torch.float32)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"matmul peak: bf16 {peak_bf16 / 1e9:.1f} GFLOP/s, fp32 {peak_fp32 / 1e9:.1f} GFLOP/s")
+    print(f"TrainStep settings chosen by fastest_settings(): {fastest_settings(device)}")
+    print()
+    header = (
+        "| config | variant | params | GFLOP/image | "
+        + " | ".join(f"{m} img/s" for m in MODES)
+        + " | best / fp32 | best GFLOP/s | of bf16 peak | of fp32 peak |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for name in args.configs.split(","):
+        for variant in args.variants.split(","):
+            cfg = CONFIGS[name](variant)
+            flops_per_image = step_flops(cfg, args.batch, device) / args.batch
+            rates = {m: throughput(cfg, args.batch, args.steps, device, m) for m in MODES}
+            best = max(rates.values())
+            achieved = best * flops_per_image
+            params = count_parameters(SRbVAE(cfg))
+            print(
+                f"| {name} | {variant} | {params / 1e6:.1f}M | {flops_per_image / 1e9:.2f} | "
+                + " | ".join(f"{r:.1f}" for r in rates.values())
+                + f" | {best / rates['fp32']:.2f}x | {achieved / 1e9:.1f} "
+                f"| {achieved / peak_bf16:.1%} | {achieved / peak_fp32:.1%} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+from model import load_model
+from tests.training.conftest import tiny_run
+from training.card import write_card
+from training.config import load_config
+from training.data import PreparedDataset
+from training.evaluation.evaluate import evaluate, markdown
+from training.loop import train
+
+
+def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_path):
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "ev", 2)))
+    model = load_model(run_dir / "export")
+    data = PreparedDataset.open(tiny_faces)
+    result = evaluate(model, data, oracle_steps=30)
+
+    probes = result["probes"]
+    assert probes["task"] == "per_class_accuracy"
+    assert set(probes["features"]) == {"e", "z", "all", "chance"}
+    assert 0.0 <= probes["features"]["e"]["average"] <= 1.0
+    for section in ("transfer", "sample", "neutralize", "oracle"):
+        assert result[section], section
+    assert "target_mae_to_attributes" in result["transfer"]
+    assert "common_mae" in result["sample"]
+
+    table = markdown(result)
+    assert "| t (srbvae), e |" not in table and "(srbvae), e |" in table
+    card = write_card(run_dir / "export", result, table)
+    assert "python -m training evaluate" in card.read_text()
+    reloaded = load_model(run_dir / "export")  # metrics in the manifest; checksum still valid
+    assert reloaded.manifest["metrics"]["probe_task"] == "per_class_accuracy"

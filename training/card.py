@@ -1,0 +1,62 @@
+"""Model cards: what a served checkpoint is, how it was made, and how well it does.
+
+The card's facts live in the checkpoint's manifest (model.json: command, data, wall time,
+metrics), which /models serves; MODEL_CARD.md renders them for people.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from model.checkpoint import INFERENCE_MANIFEST
+
+
+def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The numbers /models shows: probe averages by feature set, and the fidelity checks."""
+    feats = result["probes"]["features"]
+    metrics: dict[str, Any] = {
+        "probe_task": result["probes"]["task"],
+        **{f"probe_{k}_average": round(v["average"], 4) for k, v in feats.items()},
+    }
+    for section in ("transfer", "sample", "neutralize"):
+        for k, v in result.get(section, {}).items():
+            metrics[f"{section}_{k}"] = round(v, 4)
+    return metrics
+
+
+def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
+    manifest_path = checkpoint / INFERENCE_MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["metrics"] = summary_metrics(result)
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, manifest_path)  # the weights' checksum is unaffected: it covers the weights
+
+    training = manifest.get("training", {})
+    data = manifest.get("data", {})
+    cfg = manifest["model_config"]
+    lines = [
+        f"# Model card: `{manifest['name']}`",
+        "",
+        f"- **Model**: {cfg['variant']} at {cfg['resolution']}x{cfg['resolution']}, z_dim {cfg['z_dim']}, "
+        f"e_dim {cfg['e_dim']}; weights `{manifest['weights']['file']}` ({manifest.get('dtype')}), "
+        f"SHA-256 `{manifest['weights']['sha256']}`.",
+        f"- **Data**: `{data.get('source')}` prepared dataset `{data.get('path')}`, sizes {data.get('sizes')}.",
+        f"- **Command**: `{manifest.get('command', '')}`",
+        f"- **Training**: {training.get('step')} steps, wall time {training.get('wall_time_seconds')} s "
+        f"on {training.get('device')} x{training.get('processes')}, "
+        f"{'bf16 autocast' if training.get('mixed_precision') else 'fp32'}.",
+        f"- **Evaluation**: `python -m training evaluate --checkpoint {checkpoint}` "
+        f"({result.get('seconds')} s); held-out splits only.",
+        "",
+        "## Evaluation",
+        "",
+        table,
+        "",
+    ]
+    card = checkpoint / "MODEL_CARD.md"
+    card.write_text("\n".join(lines))
+    return card

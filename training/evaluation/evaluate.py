@@ -1,0 +1,200 @@
+"""Table 1 of the paper (5.3) and the fidelity of transfers, samples and neutralisation.
+
+Probes: encode `eval_fit` and `eval_score` (held-out, never trained on), fit a linear model on the
+first, score the second. Digits: mean absolute error per style factor; faces: per-class accuracy
+of a linear classifier over the seven expressions. Features: e (what Rb-/sRb-VAE are for), z as
+the control (a separated z should predict the target factors badly), and all latents [z, e]
+(the unsupervised baselines' features).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from model.inference import ReferenceVAE
+from training.data import PreparedDataset
+from training.evaluation import fidelity, probes
+from training.evaluation.features import encode_split
+from training.evaluation.oracle import load_or_train_oracle
+
+# Paper, Table 1 (MNIST columns) and Sec. 5.3 (z as features).
+PAPER_DIGITS = {
+    "sRb-VAE (paper), e": {
+        "R": 0.057,
+        "G": 0.053,
+        "B": 0.055,
+        "Scale": 0.038,
+        "Width": 0.095,
+        "Avg": 0.060,
+    },
+    "Rb-VAE (paper), e": {
+        "R": 0.065,
+        "G": 0.069,
+        "B": 0.062,
+        "Scale": 0.061,
+        "Width": 0.095,
+        "Avg": 0.070,
+    },
+    "VAE (paper), all": {
+        "R": 0.099,
+        "G": 0.104,
+        "B": 0.101,
+        "Scale": 0.034,
+        "Width": 0.085,
+        "Avg": 0.085,
+    },
+    "sRb-VAE (paper), z": {"Avg": 0.189},
+}
+DIGIT_COLUMNS = {
+    "R": "colour_r",
+    "G": "colour_g",
+    "B": "colour_b",
+    "Scale": "scale",
+    "Width": "width",
+}
+
+
+def feature_sets(z: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
+    return {"e": e, "z": z, "all": np.hstack([z, e])}
+
+
+def probe_scores(
+    model: ReferenceVAE, data: PreparedDataset, limit: int | None = None
+) -> dict[str, Any]:
+    fit, score = data["eval_fit"], data["eval_score"]
+    n_fit, n_score = (
+        (len(fit), len(score)) if limit is None else (min(limit, len(fit)), min(limit, len(score)))
+    )
+    z_fit, e_fit = encode_split(model, np.asarray(fit.images[:n_fit]))
+    z_score, e_score = encode_split(model, np.asarray(score.images[:n_score]))
+    fits, scores = feature_sets(z_fit, e_fit), feature_sets(z_score, e_score)
+    out: dict[str, Any] = {"task": "", "features": {}}
+    if data.source == "digits" or (data.factor_names and not data.class_names):
+        out["task"] = "regression_mae"
+        names = list(data.factor_names)
+        y_fit, y_score = fit.factors[:n_fit], score.factors[:n_score]
+        rows = {k: probes.linear_regression_mae(fits[k], y_fit, scores[k], y_score) for k in fits}
+        rows["mean"] = probes.mean_predictor_mae(y_fit, y_score)
+        for key, mae in rows.items():
+            out["features"][key] = {
+                **dict(zip(names, map(float, mae), strict=True)),
+                "average": float(mae.mean()),
+            }
+    else:
+        out["task"] = "per_class_accuracy"
+        classes = [c for c in data.class_names if c != "neutral"]
+        y_fit, y_score = fit.labels[:n_fit], score.labels[:n_score]
+        for key in fits:
+            acc = probes.linear_classifier_accuracy(
+                fits[key], y_fit, scores[key], y_score, len(classes)
+            )
+            out["features"][key] = {
+                **dict(zip(classes, map(float, acc), strict=True)),
+                "average": float(np.nanmean(acc)),
+            }
+        out["features"]["chance"] = {"average": 1.0 / len(classes)}
+    return out
+
+
+def evaluate(
+    model: ReferenceVAE,
+    data: PreparedDataset,
+    *,
+    fidelity_checks: bool = True,
+    oracle_steps: int = 2000,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "model": model.name,
+        "variant": model.cfg.variant,
+        "checkpoint_sha256": model.manifest.get("weights", {}).get("sha256"),
+        "dataset": {"path": str(data.path), "source": data.source, "resolution": data.resolution},
+        "probes": probe_scores(model, data),
+    }
+    if fidelity_checks and data.factor_names:
+        oracle = load_or_train_oracle(data, steps=oracle_steps)
+        result["oracle"] = oracle.info.get("accuracy_on_eval_score", {})
+        result["transfer"] = fidelity.transfer_fidelity(model, data, oracle)
+        result["sample"] = fidelity.sample_fidelity(model, data, oracle)
+        result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def _f(v: float | None) -> str:
+    return (
+        ""
+        if v is None or (isinstance(v, float) and np.isnan(v))
+        else f"{v:.3f}".replace("0.", ".", 1)
+    )
+
+
+def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -> str:
+    """Table 1 style: this model beside the paper (digits) and any baselines given."""
+    probes_ = result["probes"]
+    lines = []
+    label = f"{result['model']} ({result['variant']})"
+    if probes_["task"] == "regression_mae":
+        cols = list(DIGIT_COLUMNS) if result["dataset"]["source"] == "digits" else None
+        names = (
+            [DIGIT_COLUMNS[c] for c in cols]
+            if cols
+            else [k for k in probes_["features"]["e"] if k != "average"]
+        )
+        header = cols or names
+        lines.append("| model, features | " + " | ".join(header) + " | Avg |")
+        lines.append("|---" * (len(header) + 2) + "|")
+        if result["dataset"]["source"] == "digits":
+            for row, vals in PAPER_DIGITS.items():
+                lines.append(
+                    f"| {row} | "
+                    + " | ".join(_f(vals.get(c)) for c in header)
+                    + f" | {_f(vals['Avg'])} |"
+                )
+        rows = [(label, result)] + [(name, r) for name, r in (baselines or {}).items()]
+        for name, r in rows:
+            for key in ("e", "z", "all"):
+                vals = r["probes"]["features"][key]
+                lines.append(
+                    f"| {name}, {key} | "
+                    + " | ".join(_f(vals[n]) for n in names)
+                    + f" | {_f(vals['average'])} |"
+                )
+        mean = probes_["features"]["mean"]
+        lines.append(
+            "| predict the mean | "
+            + " | ".join(_f(mean[n]) for n in names)
+            + f" | {_f(mean['average'])} |"
+        )
+        lines.append("")
+        lines.append(
+            "Mean absolute error on `eval_score` of linear regressions fitted on `eval_fit` (lower is better)."
+        )
+    else:
+        classes = [k for k in probes_["features"]["e"] if k != "average"]
+        lines.append("| model, features | " + " | ".join(c[:5] for c in classes) + " | Avg |")
+        lines.append("|---" * (len(classes) + 2) + "|")
+        rows = [(label, result)] + [(name, r) for name, r in (baselines or {}).items()]
+        for name, r in rows:
+            for key in ("e", "z", "all"):
+                vals = r["probes"]["features"][key]
+                lines.append(
+                    f"| {name}, {key} | "
+                    + " | ".join(_f(vals[c]) for c in classes)
+                    + f" | {_f(vals['average'])} |"
+                )
+        lines.append(
+            f"| chance | {' | '.join(['' for _ in classes])} | {_f(probes_['features']['chance']['average'])} |"
+        )
+        lines.append("")
+        lines.append(
+            "Per-class accuracy on `eval_score` of a linear classifier fitted on `eval_fit` (higher is better)."
+        )
+    for section in ("transfer", "sample", "neutralize", "oracle"):
+        if section in result:
+            items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())
+            lines.append(f"- {section}: {items}")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Low-capacity probes of learned features (paper 5.3): fitted on one held-out split, scored on
+the other, so no score is computed on the data its probe was fitted to."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _standardise(fit: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = fit.mean(0), fit.std(0) + 1e-6
+    return (fit - mean) / std, (score - mean) / std
+
+
+def linear_regression_mae(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_score: np.ndarray,
+    y_score: np.ndarray,
+    ridge: float = 1e-3,
+) -> np.ndarray:
+    """Mean absolute error per target column of a ridge-regularised linear regression. (F,)"""
+    x_fit, x_score = _standardise(x_fit.astype(np.float64), x_score.astype(np.float64))
+    a = np.hstack([x_fit, np.ones((len(x_fit), 1))])
+    reg = ridge * len(x_fit) * np.eye(a.shape[1])
+    reg[-1, -1] = 0.0  # the bias is not penalised
+    w = np.linalg.solve(a.T @ a + reg, a.T @ y_fit.astype(np.float64))
+    pred = np.hstack([x_score, np.ones((len(x_score), 1))]) @ w
+    return np.abs(pred - y_score).mean(0)
+
+
+def mean_predictor_mae(y_fit: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """The floor every feature must beat: predict the fit split's mean. (F,)"""
+    return np.abs(y_fit.mean(0) - y_score).mean(0)
+
+
+def linear_classifier_accuracy(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_score: np.ndarray,
+    y_score: np.ndarray,
+    num_classes: int,
+    weight_decay: float = 1e-3,
+) -> np.ndarray:
+    """Per-class accuracy (recall) of a multinomial logistic regression. (num_classes,)"""
+    x_fit, x_score = _standardise(x_fit, x_score)
+    xf = torch.from_numpy(x_fit).float()
+    yf = torch.from_numpy(np.array(y_fit)).long()
+    linear = torch.nn.Linear(xf.shape[1], num_classes)
+    opt = torch.optim.LBFGS(linear.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(linear(xf), yf)
+        loss = loss + weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        pred = linear(torch.from_numpy(x_score).float()).argmax(1).numpy()
+    return np.array(
+        [
+            (pred[y_score == c] == c).mean() if (y_score == c).any() else np.nan
+            for c in range(num_classes)
+        ]
+    )

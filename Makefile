@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.model_step
+	$(PY) -m bench.worker_batching
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint bench clean
+.PHONY: venv test test-fast lint bench serve clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Redis, one worker and the API on this machine until Ctrl-C (scripts/serve.py). Settings:
+# SERVE_HOST, SERVE_PORT (8000), SERVE_REDIS_PORT, SERVE_DIR (.serve), SRBVAE_WORKER_*, SRBVAE_API_*.
+serve: $(STAMP)
+	$(PY) -m scripts.serve
 
 bench: $(STAMP)
 	$(PY) -m bench.model_step

@@ -1,0 +1,24 @@
+"""Docker healthcheck of a worker container: exit 0 when a live process of this container's
+worker announces itself in the registry, still consuming its queue.
+
+The worker names itself after the host name, which Docker sets to the container id, so each
+replica checks its own entry. Standard library, redis and the contract only: no torch.
+"""
+
+import os
+import socket
+import sys
+
+import redis
+
+from contract.registry import KEY_PREFIX, WorkerInfo
+
+name = os.environ.get("SRBVAE_WORKER_NAME") or socket.gethostname()
+url = os.environ.get("SRBVAE_WORKER_REDIS_URL", "redis://127.0.0.1:6379/0")
+client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+for key in client.scan_iter(match=f"{KEY_PREFIX}{name}.*"):
+    raw = client.get(key)
+    if raw is not None and WorkerInfo.model_validate_json(raw).consuming:
+        sys.exit(0)
+print(f"no consuming worker {name}.* in the registry at {url.split('@')[-1]}", file=sys.stderr)
+sys.exit(1)

@@ -113,6 +113,6 @@ def test_settings_come_from_environment():
 
 
 def test_build_contexts_name_existing_dockerfiles(config):
-    for name, service in config["services"].items():
+    for service in config["services"].values():
         if "build" in service:
             assert (Path(service["build"]["context"]) / service["build"]["dockerfile"]).is_file()

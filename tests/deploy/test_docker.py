@@ -125,7 +125,9 @@ def test_image_requirements_pin_what_pyproject_pins(image):
     pins = _pins(REQUIREMENTS[image].read_text().splitlines())
     project = _project_pins()
     for name, version in pins.items():
-        assert project.get(name) == version, f"{name}=={version}, pyproject.toml: {project.get(name)}"
+        assert project.get(name) == version, (
+            f"{name}=={version}, pyproject.toml: {project.get(name)}"
+        )
 
 
 @pytest.mark.parametrize("dockerfile", ["worker.Dockerfile", "worker-cpu.Dockerfile"])

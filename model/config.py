@@ -78,10 +78,16 @@ class ObjectiveConfig:
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
     adversarial_weight: float = 1.0
     latent_recon_weight: float = 1.0  # Fig. 3(e, f): -log q(z, e | G(z, e)) of prior samples
+    # Std of Gaussian noise added to every image the discriminators see (instance noise). Not in
+    # the paper: it keeps them from telling data from early, blurry samples by the images alone,
+    # which starves the encoders of the signal carried by the latents. 0 is the paper.
+    disc_image_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
+        if self.disc_image_noise < 0:
+            raise ValueError("disc_image_noise must be >= 0")
         if self.adversarial_loss not in ("logit", "nonsaturating"):
             raise ValueError(f"unknown adversarial_loss {self.adversarial_loss!r}")
 

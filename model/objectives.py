@@ -118,6 +118,11 @@ class SRbVAEObjective(Objective):
 
     has_discriminators = True
 
+    def _disc_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What the discriminators see of an image: itself, or itself plus instance noise."""
+        sigma = self.cfg.disc_image_noise
+        return x if sigma == 0 else x + sigma * torch.randn_like(x)
+
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         net, cfg = self.net, self.cfg
         batch_u, batch_r = x_u.shape[0], x_r.shape[0]
@@ -138,10 +143,11 @@ class SRbVAEObjective(Objective):
         x_hat_r = net.generator(z_hat_r, e_ref_r)
 
         # Eq. (6) through the discriminators' estimates of L_xze and L_xz.
-        d_q_u = net.disc_xze(x_u, z, e).float()
-        d_q_r = net.disc_xz(x_r, z_r).float()
-        d_p_u = net.disc_xze(x_hat, z_hat, e_hat).float()
-        d_p_r = net.disc_xz(x_hat_r, z_hat_r).float()
+        noisy = self._disc_view
+        d_q_u = net.disc_xze(noisy(x_u), z, e).float()
+        d_q_r = net.disc_xz(noisy(x_r), z_r).float()
+        d_p_u = net.disc_xze(noisy(x_hat), z_hat, e_hat).float()
+        d_p_r = net.disc_xz(noisy(x_hat_r), z_hat_r).float()
         if cfg.adversarial_loss == "logit":
             adv = d_q_u.mean() + d_q_r.mean() - d_p_u.mean() - d_p_r.mean()
         else:
@@ -190,11 +196,11 @@ class SRbVAEObjective(Objective):
 
     def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """Eq. (7) / Algorithm 1 lines 15-18: logistic regression, q-pairs 1, p-pairs 0."""
-        net, c = self.net, cache
-        d_q_u = net.disc_xze(c["x_u"], c["z"], c["e"]).float()
-        d_p_u = net.disc_xze(c["x_hat"], c["z_hat"], c["e_hat"]).float()
-        d_q_r = net.disc_xz(c["x_r"], c["z_r"]).float()
-        d_p_r = net.disc_xz(c["x_hat_r"], c["z_hat_r"]).float()
+        net, c, noisy = self.net, cache, self._disc_view
+        d_q_u = net.disc_xze(noisy(c["x_u"]), c["z"], c["e"]).float()
+        d_p_u = net.disc_xze(noisy(c["x_hat"]), c["z_hat"], c["e_hat"]).float()
+        d_q_r = net.disc_xz(noisy(c["x_r"]), c["z_r"]).float()
+        d_p_r = net.disc_xz(noisy(c["x_hat_r"]), c["z_hat_r"]).float()
         loss_xi = 0.5 * (F.softplus(-d_q_u).mean() + F.softplus(d_p_u).mean())
         loss_gamma = 0.5 * (F.softplus(-d_q_r).mean() + F.softplus(d_p_r).mean())
         loss = loss_xi + loss_gamma

@@ -78,6 +78,19 @@ def test_rbvae_reference_images_are_decoded_with_e_ref():
     assert grads[0] is None
 
 
+def test_instance_noise_reaches_only_what_the_discriminators_see():
+    net = SRbVAE(tiny_config()).eval()
+    objective = make_objective(net, ObjectiveConfig(disc_image_noise=0.5))
+    x = images(4, 32)
+    assert not torch.equal(objective._disc_view(x), x)
+    assert torch.equal(make_objective(net)._disc_view(x), x)
+    result = objective.model_phase(x, x)
+    assert torch.equal(result.cache["x_u"], x)  # the clean images go on to the next phase
+    assert all(
+        torch.isfinite(v) for v in objective.discriminator_phase(result.cache).stats.values()
+    )
+
+
 def test_kl_weight_defaults_follow_the_variant():
     assert make_objective(SRbVAE(tiny_config())).kl_weight == 0.0
     assert make_objective(SRbVAE(tiny_config(variant="rbvae"))).kl_weight == 1.0

@@ -132,67 +132,40 @@ def _f(v: float | None) -> str:
     )
 
 
+def _row(name: str, vals: dict[str, float], keys: list[str]) -> str:
+    cells = " | ".join(_f(vals.get(k)) for k in keys)
+    return f"| {name} | {cells} | {_f(vals.get('average', vals.get('Avg')))} |"
+
+
 def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -> str:
     """Table 1 style: this model beside the paper (digits) and any baselines given."""
     probes_ = result["probes"]
-    lines = []
-    label = f"{result['model']} ({result['variant']})"
-    if probes_["task"] == "regression_mae":
-        cols = list(DIGIT_COLUMNS) if result["dataset"]["source"] == "digits" else None
-        names = (
-            [DIGIT_COLUMNS[c] for c in cols]
-            if cols
-            else [k for k in probes_["features"]["e"] if k != "average"]
-        )
-        header = cols or names
-        lines.append("| model, features | " + " | ".join(header) + " | Avg |")
-        lines.append("|---" * (len(header) + 2) + "|")
-        if result["dataset"]["source"] == "digits":
-            for row, vals in PAPER_DIGITS.items():
-                lines.append(
-                    f"| {row} | "
-                    + " | ".join(_f(vals.get(c)) for c in header)
-                    + f" | {_f(vals['Avg'])} |"
-                )
-        rows = [(label, result)] + [(name, r) for name, r in (baselines or {}).items()]
-        for name, r in rows:
-            for key in ("e", "z", "all"):
-                vals = r["probes"]["features"][key]
-                lines.append(
-                    f"| {name}, {key} | "
-                    + " | ".join(_f(vals[n]) for n in names)
-                    + f" | {_f(vals['average'])} |"
-                )
-        mean = probes_["features"]["mean"]
-        lines.append(
-            "| predict the mean | "
-            + " | ".join(_f(mean[n]) for n in names)
-            + f" | {_f(mean['average'])} |"
-        )
-        lines.append("")
-        lines.append(
-            "Mean absolute error on `eval_score` of linear regressions fitted on `eval_fit` (lower is better)."
-        )
+    features = probes_["features"]
+    digits = result["dataset"]["source"] == "digits"
+    keys = [k for k in features["e"] if k != "average"]  # factor or class names
+    if digits:
+        keys = list(DIGIT_COLUMNS.values())
+        header = list(DIGIT_COLUMNS)
     else:
-        classes = [k for k in probes_["features"]["e"] if k != "average"]
-        lines.append("| model, features | " + " | ".join(c[:5] for c in classes) + " | Avg |")
-        lines.append("|---" * (len(classes) + 2) + "|")
-        rows = [(label, result)] + [(name, r) for name, r in (baselines or {}).items()]
-        for name, r in rows:
-            for key in ("e", "z", "all"):
-                vals = r["probes"]["features"][key]
-                lines.append(
-                    f"| {name}, {key} | "
-                    + " | ".join(_f(vals[c]) for c in classes)
-                    + f" | {_f(vals['average'])} |"
-                )
-        lines.append(
-            f"| chance | {' | '.join(['' for _ in classes])} | {_f(probes_['features']['chance']['average'])} |"
-        )
-        lines.append("")
-        lines.append(
-            "Per-class accuracy on `eval_score` of a linear classifier fitted on `eval_fit` (higher is better)."
-        )
+        header = [k[:5] for k in keys]
+    lines = [
+        "| model, features | " + " | ".join(header) + " | Avg |",
+        "|---" * (len(header) + 2) + "|",
+    ]
+    if digits:
+        lines += [_row(name, vals, list(DIGIT_COLUMNS)) for name, vals in PAPER_DIGITS.items()]
+    models = [(f"{result['model']} ({result['variant']})", result), *(baselines or {}).items()]
+    for name, r in models:
+        lines += [
+            _row(f"{name}, {key}", r["probes"]["features"][key], keys) for key in ("e", "z", "all")
+        ]
+    if probes_["task"] == "regression_mae":
+        lines.append(_row("predict the mean", features["mean"], keys))
+        caption = "Mean absolute error on `eval_score` of linear regressions fitted on `eval_fit` (lower is better)."
+    else:
+        lines.append(_row("chance", features["chance"], keys))
+        caption = "Per-class accuracy on `eval_score` of a linear classifier fitted on `eval_fit` (higher is better)."
+    lines += ["", caption]
     for section in ("transfer", "sample", "neutralize", "oracle"):
         if section in result:
             items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())

@@ -28,3 +28,13 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     assert "python -m training evaluate" in card.read_text()
     reloaded = load_model(run_dir / "export")  # metrics in the manifest; checksum still valid
     assert reloaded.manifest["metrics"]["probe_task"] == "per_class_accuracy"
+
+
+def test_install_puts_the_checkpoint_where_the_worker_finds_it(tiny_faces, tmp_path):
+    from training.install_cli import install
+
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "inst", 2)))
+    target = install(run_dir / "export", "faces", tmp_path / "models", run_dir / "grids")
+    model = load_model(target)
+    assert model.name == "faces" and target == tmp_path / "models" / "faces"
+    assert (target / "transfers.png").is_file()

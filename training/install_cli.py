@@ -1,0 +1,68 @@
+"""`python -m training install --checkpoint runs/NAME/export --name digits`: put an inference
+checkpoint where the worker finds it (`models/<name>/`), under the name tasks will call it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from model.checkpoint import INFERENCE_MANIFEST
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = REPO / "models" if (REPO / "pyproject.toml").is_file() else Path("models")
+EXTRA_FILES = ("MODEL_CARD.md", "evaluation.json")
+PICTURES = {
+    "reconstructions": "Held-out images; G(z, e) of their posterior means; G(z, e^r), neutralised",
+    "samples": "Each row one held-out image's z, then one e ~ N(0, I) per column, shared down the column",
+    "transfers": "Top row gives e (attributes), left column gives z (image); cell = G(z, e)",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("install", help="copy an inference checkpoint into models/")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="runs/NAME/export")
+    parser.add_argument("--name", required=True, help="the model name tasks use, e.g. digits")
+    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS)
+    parser.add_argument(
+        "--grids", type=Path, help="a run's grids/ directory: its latest PNGs go beside the card"
+    )
+    parser.set_defaults(func=run)
+
+
+def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = None) -> Path:
+    from model import load_model
+
+    load_model(checkpoint)  # verified before anything is copied
+    target = models_dir / name
+    staging = models_dir / f".{name}.installing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    manifest = json.loads((checkpoint / INFERENCE_MANIFEST).read_text())
+    manifest["name"] = name
+    shutil.copy2(checkpoint / manifest["weights"]["file"], staging / manifest["weights"]["file"])
+    (staging / INFERENCE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    for extra in EXTRA_FILES:
+        if (checkpoint / extra).is_file():
+            shutil.copy2(checkpoint / extra, staging / extra)
+    if grids is not None:
+        pictures = []
+        for kind, caption in PICTURES.items():
+            latest = sorted(grids.glob(f"{kind}-*.png"))
+            if latest:
+                shutil.copy2(latest[-1], staging / f"{kind}.png")
+                pictures.append(f"![{kind}]({kind}.png)\n\n*{caption} ({latest[-1].name}).*\n")
+        card = staging / "MODEL_CARD.md"
+        if pictures and card.is_file():
+            card.write_text(card.read_text() + "\n## Pictures\n\n" + "\n".join(pictures))
+    load_model(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def run(args: argparse.Namespace) -> int:
+    target = install(args.checkpoint, args.name, args.models_dir, args.grids)
+    print(f"installed {args.checkpoint} as {target}")
+    return 0

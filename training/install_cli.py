@@ -40,6 +40,7 @@ def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     manifest = json.loads((checkpoint / INFERENCE_MANIFEST).read_text())
+    run_name = manifest["name"]
     manifest["name"] = name
     shutil.copy2(checkpoint / manifest["weights"]["file"], staging / manifest["weights"]["file"])
     (staging / INFERENCE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -56,6 +57,10 @@ def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = 
         card = staging / "MODEL_CARD.md"
         if pictures and card.is_file():
             card.write_text(card.read_text() + "\n## Pictures\n\n" + "\n".join(pictures))
+    card = staging / "MODEL_CARD.md"
+    if card.is_file() and run_name != name:
+        title, _, rest = card.read_text().partition("\n")
+        card.write_text(f"# Model card: `{name}` (trained as run `{run_name}`)\n{rest}")
     load_model(staging)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

@@ -17,7 +17,7 @@ def celery_config(s: WorkerSettings) -> dict:
     return {
         "broker_url": s.redis_url,
         "result_backend": s.redis_url,
-        # JSON in both directions; a pickle message is refused before it is deserialised.
+        # JSON in both directions; a message in any other serialisation is refused unread.
         "accept_content": ["json"],
         "task_serializer": "json",
         "result_serializer": "json",

@@ -11,38 +11,21 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
-RESAMPLE = Image.Resampling.LANCZOS
+# The Pillow-only rules shared with the API, which must not import torch: re-exported here.
+from contract.images import RESAMPLE, fit, to_rgb
 
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB. 16/32-bit greys are scaled, not clipped; transparent pixels
-    become black, the background of the digits and the padding used elsewhere."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        a = np.asarray(image, np.float64)
-        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
-            a = a / 257.0  # 0..65535 -> 0..255
-        elif mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        grey = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-        return grey.convert("RGB")
-    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def fit(image: Image.Image, resolution: int) -> Image.Image:
-    """RGB, shorter side resized to `resolution`, centre-cropped to a square."""
-    image = to_rgb(image)
-    if image.size == (resolution, resolution):
-        return image
-    return ImageOps.fit(image, (resolution, resolution), RESAMPLE, centering=(0.5, 0.5))
+__all__ = [
+    "RESAMPLE",
+    "fit",
+    "make_grid",
+    "tensor_to_uint8",
+    "to_pil",
+    "to_rgb",
+    "to_tensor",
+    "uint8_to_tensor",
+]
 
 
 def uint8_to_tensor(array: np.ndarray) -> torch.Tensor:

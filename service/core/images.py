@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-RESAMPLE = Image.Resampling.LANCZOS
+from contract.images import fit  # the rules the model was trained with
 
 # Pillow format names; only these plugins are ever asked to open an upload, so EPS (which
 # would run Ghostscript on load), TIFF, PSD and the rest are never parsed.
@@ -105,38 +105,6 @@ def decode(data: bytes, limits: Limits, label: str = "image") -> Image.Image:
         raise ImageRejected(413, f"{label}: too many pixels") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(400, f"{label}: truncated or corrupt {fmt} image ({exc})") from exc
-    return image
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB, as model.images.to_rgb does it."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        grey = image.convert("F") if mode == "F" else image.convert("I")
-        _, top = grey.getextrema()
-        if mode.startswith("I;16") or (mode == "I" and top > 255):
-            scale = 1 / 257  # 0..65535 -> 0..255
-        elif mode == "F" and top <= 1.0:
-            scale = 255.0
-        else:
-            scale = 1.0
-        # + 0.5 then the integer conversion's truncation rounds to nearest; L clips to 0..255.
-        levels = grey.convert("F").point(lambda v: v * scale + 0.5)
-        return levels.convert("I").convert("L").convert("RGB")
-    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def fit(image: Image.Image, resolution: int) -> Image.Image:
-    """RGB, shorter side resized to `resolution`, centre-cropped to a square."""
-    image = to_rgb(image)
-    if image.size != (resolution, resolution):
-        image = ImageOps.fit(image, (resolution, resolution), RESAMPLE, centering=(0.5, 0.5))
     return image
 
 

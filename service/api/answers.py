@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import dataclass
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -110,3 +111,29 @@ async def answer_job(
     assert state.result is not None
     metrics.worker_seconds.labels(task).observe(state.result.elapsed_ms / 1000)
     return await render(public_result(kind, job_id, state.result), as_json)
+
+
+@dataclass(frozen=True)
+class JobRunner:
+    """What every job route needs to queue its job and answer it (sync or `?async=true`)."""
+
+    request: Request
+    settings: Settings
+    jobs: JobQueue
+    metrics: Metrics
+    run_async: bool
+
+    async def answer(
+        self, kind: str, task: TaskName, payload: BaseModel, *, as_json: bool
+    ) -> Response:
+        return await answer_job(
+            request=self.request,
+            kind=kind,
+            task=task,
+            payload=payload,
+            run_async=self.run_async,
+            as_json=as_json,
+            jobs=self.jobs,
+            metrics=self.metrics,
+            settings=self.settings,
+        )

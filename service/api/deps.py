@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
+from service.api.answers import JobRunner
 from service.core import images
 from service.core.config import Settings, get_settings
 from service.core.errors import ApiError, Unavailable
@@ -52,6 +53,19 @@ AsyncFlag = Annotated[
     bool,
     Query(alias="async", description="answer 202 with a job id at once; poll GET /jobs/{id}"),
 ]
+
+
+def get_job_runner(
+    request: Request,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    metrics: MetricsDep,
+    run_async: AsyncFlag = False,
+) -> JobRunner:
+    return JobRunner(request, settings, jobs, metrics, run_async)
+
+
+JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
 def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:

@@ -2,16 +2,13 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from contract.tasks import MAX_BATCH, EncodeRequest, TaskName
 from service.api import forms
-from service.api.answers import answer_job
 from service.api.deps import (
-    AsyncFlag,
     FormDep,
-    JobsDep,
-    MetricsDep,
+    JobRunnerDep,
     RegistryDep,
     SettingsDep,
     held_model,
@@ -31,13 +28,10 @@ router = APIRouter(tags=["latents"])
     openapi_extra=forms.multipart_body(EncodeFields, ENCODE_FILES),
 )
 async def encode(
-    request: Request,
     form: FormDep,
     settings: SettingsDep,
-    jobs: JobsDep,
     registry: RegistryDep,
-    metrics: MetricsDep,
-    run_async: AsyncFlag = False,
+    runner: JobRunnerDep,
 ) -> Response:
     """Posterior means of z and e for 1 to 64 `images`."""
     params = forms.fields(EncodeFields, form)
@@ -45,14 +39,4 @@ async def encode(
     model = await held_model(registry, params.model, settings)
     pngs = await prepare_images(files["images"], model.resolution, settings)
     payload = EncodeRequest(model=model.name, images=[base64.b64encode(p).decode() for p in pngs])
-    return await answer_job(
-        request=request,
-        kind="encode",
-        task=TaskName.ENCODE,
-        payload=payload,
-        run_async=run_async,
-        as_json=True,
-        jobs=jobs,
-        metrics=metrics,
-        settings=settings,
-    )
+    return await runner.answer("encode", TaskName.ENCODE, payload, as_json=True)

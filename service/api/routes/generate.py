@@ -5,11 +5,8 @@ from fastapi.exceptions import RequestValidationError
 
 from contract.registry import ModelInfo
 from contract.tasks import GenerateRequest, TaskName
-from service.api.answers import answer_job
 from service.api.deps import (
-    AsyncFlag,
-    JobsDep,
-    MetricsDep,
+    JobRunnerDep,
     RegistryDep,
     SettingsDep,
     held_model,
@@ -30,26 +27,16 @@ async def generate(
     body: GenerateBody,
     request: Request,
     settings: SettingsDep,
-    jobs: JobsDep,
     registry: RegistryDep,
-    metrics: MetricsDep,
-    run_async: AsyncFlag = False,
+    runner: JobRunnerDep,
 ) -> Response:
     """Images from latents: z (B, z_dim) with e (B, e_dim), or with the reference e^r.
     JSON unless the client asks for `image/png`."""
     model = await held_model(registry, body.model, settings)
     _check_shapes(body, model)
     payload = GenerateRequest(model=model.name, z=body.z, e=body.e)
-    return await answer_job(
-        request=request,
-        kind="generate",
-        task=TaskName.GENERATE,
-        payload=payload,
-        run_async=run_async,
-        as_json=not _asks_png(request),
-        jobs=jobs,
-        metrics=metrics,
-        settings=settings,
+    return await runner.answer(
+        "generate", TaskName.GENERATE, payload, as_json=not _asks_png(request)
     )
 
 

@@ -3,16 +3,13 @@ from __future__ import annotations
 import base64
 import secrets
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from contract.tasks import MAX_SEED, SampleRequest, TaskName
 from service.api import forms
-from service.api.answers import answer_job
 from service.api.deps import (
-    AsyncFlag,
     FormDep,
-    JobsDep,
-    MetricsDep,
+    JobRunnerDep,
     RegistryDep,
     SettingsDep,
     WantsJson,
@@ -33,14 +30,11 @@ router = APIRouter(tags=["images"])
     openapi_extra=forms.multipart_body(SampleFields, SAMPLE_FILES),
 )
 async def sample(
-    request: Request,
     form: FormDep,
     settings: SettingsDep,
-    jobs: JobsDep,
     registry: RegistryDep,
-    metrics: MetricsDep,
     as_json: WantsJson,
-    run_async: AsyncFlag = False,
+    runner: JobRunnerDep,
 ) -> Response:
     """n variations of `image`: its z kept, e drawn with the given temperature."""
     params = forms.fields(SampleFields, form)
@@ -57,14 +51,4 @@ async def sample(
         seed=seed,
         temperature=params.temperature,
     )
-    return await answer_job(
-        request=request,
-        kind="sample",
-        task=TaskName.SAMPLE,
-        payload=payload,
-        run_async=run_async,
-        as_json=as_json,
-        jobs=jobs,
-        metrics=metrics,
-        settings=settings,
-    )
+    return await runner.answer("sample", TaskName.SAMPLE, payload, as_json=as_json)

@@ -2,16 +2,13 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from contract.tasks import TaskName, TransferRequest
 from service.api import forms
-from service.api.answers import answer_job
 from service.api.deps import (
-    AsyncFlag,
     FormDep,
-    JobsDep,
-    MetricsDep,
+    JobRunnerDep,
     RegistryDep,
     SettingsDep,
     WantsJson,
@@ -32,14 +29,11 @@ router = APIRouter(tags=["images"])
     openapi_extra=forms.multipart_body(TransferFields, TRANSFER_FILES),
 )
 async def transfer(
-    request: Request,
     form: FormDep,
     settings: SettingsDep,
-    jobs: JobsDep,
     registry: RegistryDep,
-    metrics: MetricsDep,
     as_json: WantsJson,
-    run_async: AsyncFlag = False,
+    runner: JobRunnerDep,
 ) -> Response:
     """`image` with the target factors e (expression, style) of `attributes`."""
     params = forms.fields(TransferFields, form)
@@ -54,14 +48,4 @@ async def transfer(
         attributes=base64.b64encode(attributes).decode(),
         strength=params.strength,
     )
-    return await answer_job(
-        request=request,
-        kind="transfer",
-        task=TaskName.TRANSFER,
-        payload=payload,
-        run_async=run_async,
-        as_json=as_json,
-        jobs=jobs,
-        metrics=metrics,
-        settings=settings,
-    )
+    return await runner.answer("transfer", TaskName.TRANSFER, payload, as_json=as_json)

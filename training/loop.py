@@ -27,7 +27,7 @@ from model.checkpoint import export_inference, load_training_state, save_trainin
 from model.inference import ReferenceVAE
 from model.networks import SRbVAE
 from model.objectives import make_objective
-from model.training_step import NonFiniteLossError, TrainStep, cpu_has_fast_bf16
+from model.training_step import NonFiniteLossError, TrainStep, fastest_settings
 from training import distributed
 from training.batches import BatchSampler, load_batch
 from training.config import TrainConfig
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def _mixed_precision(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.run.precision == "auto":
-        return device.type == "cuda" or cpu_has_fast_bf16()
+        return fastest_settings(device)["mixed_precision"]
     return cfg.run.precision == "bf16"
 
 

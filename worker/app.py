@@ -16,6 +16,8 @@ from worker.settings import WorkerSettings, get_settings
 def celery_config(s: WorkerSettings) -> dict:
     return {
         "broker_url": s.redis_url,
+        # kombu's Redis transport, less a crash on losing Redis mid-job (worker/transport.py).
+        "broker_transport": "worker.transport:Transport",
         "result_backend": s.redis_url,
         # JSON in both directions; a message in any other serialisation is refused unread.
         "accept_content": ["json"],

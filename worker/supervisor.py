@@ -3,8 +3,10 @@
 The supervisor never imports torch, so it never touches CUDA before starting a child. It
 restarts a child that died (SIGKILL, an out-of-memory kill, the hard time limit) with a
 backoff, and stops when the child refuses to start (exit 78: a bad checkpoint or setting)
-or exits cleanly. SIGTERM is passed on (warm shutdown: running jobs finish); SIGINT from a
-terminal reaches the child directly, through the process group.
+or when it was asked to stop. A child that exits 0 on its own is restarted too: Celery exits
+0 after an "unrecoverable error" in its consumer. SIGTERM is passed on (warm shutdown:
+running jobs finish); SIGINT from a terminal reaches the child directly, through the process
+group.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def main(extra: list[str]) -> int:
         )
         log.info("started worker process %d", child.pid)
         rc = child.wait()
-        if stopping or rc == 0:
+        if stopping:
             return rc
         if rc == EXIT_CONFIG:
             log.critical("worker process refused to start (exit %d); not restarting", rc)

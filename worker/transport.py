@@ -1,0 +1,49 @@
+"""kombu's Redis transport, fixed so that losing Redis with jobs in flight does not stop the
+worker.
+
+kombu 5.7 closes a broken connection twice (Celery's consumer collects it, then closes it),
+and the first close drops the transport's connection parameters. Two things then fail with
+AttributeError, which Celery treats as unrecoverable (the worker process exits, with status 0,
+once its running jobs end): the second close, putting the channel's unacknowledged messages
+back on the queue; and, once Redis is back, acknowledging the jobs that were running.
+
+Here the channel keeps its parameters, so those jobs are acknowledged when they finish, and
+the messages are not put back at a lost connection: their jobs are still running here, and
+re-queuing them would run them twice. Should this process die first, the visibility timeout
+hands them out again. Selected with Celery's `broker_transport` (worker/app.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kombu.transport import redis as kombu_redis
+
+log = logging.getLogger(__name__)
+
+
+class QoS(kombu_redis.QoS):
+    def restore_unacked(self, client=None):
+        transport = self.channel.connection
+        if client is None and (transport is None or transport.client is None):
+            log.warning(
+                "lost the connection to Redis with %d job(s) in flight; they are acknowledged "
+                "when they finish, or handed out again after the visibility timeout",
+                len(self._delivered),
+            )
+            return
+        super().restore_unacked(client)
+
+
+class Channel(kombu_redis.Channel):
+    QoS = QoS
+
+    def _connparams(self, asynchronous=False):
+        saved = self.__dict__.setdefault("_saved_connparams", {})
+        if self.connection is not None and self.connection.client is not None:
+            saved[asynchronous] = super()._connparams(asynchronous=asynchronous)
+        return dict(saved[asynchronous])
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel

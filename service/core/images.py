@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from contract.images import fit  # the rules the model was trained with
 
@@ -42,6 +42,13 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"<?xml", "XML/SVG"),
     (b"<svg", "SVG"),
 )
+
+
+# Pillow inflates a PNG's text chunks on open and keeps up to 64 MiB of them per image: 80
+# zTXt chunks of 1 MiB of zeros fit in an 85 KB upload, so each request in flight could hold
+# 64 MiB. The text is never used (outputs are rebuilt from pixels), so this process allows
+# 1 MiB (Pillow's own cap on one chunk); more is a decoding error (400).
+PngImagePlugin.MAX_TEXT_MEMORY = PngImagePlugin.MAX_TEXT_CHUNK
 
 
 class ImageRejected(Exception):

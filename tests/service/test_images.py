@@ -94,3 +94,19 @@ def test_matches_model_preprocessing(make):
     ours = service_images.fit(image, 32)
     theirs = model_images.fit(image, 32)
     assert ours.tobytes() == theirs.tobytes()
+
+
+def test_png_text_chunk_bomb_is_refused_holding_little_memory():
+    """80 zTXt chunks of just under 1 MiB each: Pillow alone would inflate 64 MiB of them."""
+    import tracemalloc
+
+    bomb = images.png_text_bomb(chunks=80, inflated=1024 * 1024 - 1024)  # ~85 KB
+    tracemalloc.start()
+    try:
+        with pytest.raises(service_images.ImageRejected) as caught:
+            service_images.prepare(bomb, 32, LIMITS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.status == 400
+    assert peak < 8 * 1024 * 1024

@@ -103,3 +103,28 @@ def png_b64(size: tuple[int, int] = (32, 32)) -> str:
     import base64
 
     return base64.b64encode(png(size)).decode()
+
+
+def psd(size: tuple[int, int] = (16, 16)) -> bytes:
+    """A minimal valid Photoshop file (Pillow reads it): RGB, 8 bits, raw pixel data."""
+    w, h = size
+    # version 1, 3 channels, height, width, 8 bits, RGB
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, h, w, 8, 3)
+    sections = struct.pack(">III", 0, 0, 0)  # colour mode data, image resources, layers: empty
+    return header + sections + struct.pack(">H", 0) + bytes(3 * w * h)  # compression 0: raw
+
+
+def png_text_bomb(chunks: int = 1, inflated: int = 100 * 1024 * 1024) -> bytes:
+    """A valid 32x32 PNG carrying `chunks` zTXt chunks, each `inflated` bytes once
+    decompressed (100 MB squeezed into ~100 KB by default); several chunks of just under
+    1 MiB each stay below Pillow's per-chunk cap and add up instead."""
+    text = zlib.compress(b"\0" * inflated, 9)
+    good = png((32, 32))
+    bombs = b"".join(_chunk(b"zTXt", b"Comment%d\0\0" % i + text) for i in range(chunks))
+    return good[:33] + bombs + good[33:]  # after the 8-byte signature and the 25-byte IHDR
+
+
+def long_animation(frames: int = 1000) -> bytes:
+    """A 32x32 GIF of `frames` distinct frames (identical neighbours would be merged)."""
+    colors = [(i % 256, (i * 7) % 256, (i // 256) * 60) for i in range(frames)]
+    return animated_gif(colors)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.utils import images
-
-
-def chunked(body: bytes, size: int = 16 * 1024):
-    for i in range(0, len(body), size):
-        yield body[i : i + size]
+from tests.utils.forms import chunks
 
 
 @pytest.mark.parametrize(
@@ -17,11 +13,21 @@ def chunked(body: bytes, size: int = 16 * 1024):
     [
         (images.EPS, 415),
         (images.tiff(), 415),
+        (images.psd(), 415),
         (images.png_header_only(20000, 20000), 413),
         (images.truncated_png(), 400),
+        (images.png_text_bomb(), 400),  # one zTXt chunk inflating to 100 MB
         (b"\x89PNG\r\n\x1a\n" + b"\0" * (200 * 1024), 413),  # over the 128 KiB file limit
     ],
-    ids=["eps-named-png", "tiff-named-png", "pixel-bomb", "truncated", "oversized-file"],
+    ids=[
+        "eps-named-png",
+        "tiff-named-png",
+        "psd-named-png",
+        "pixel-bomb",
+        "truncated",
+        "text-chunk-bomb",
+        "oversized-file",
+    ],
 )
 def test_bad_upload_gets_its_status(api, data, status):
     answer = api.post("/sample", files={"image": ("innocent.png", data, "image/png")})
@@ -44,7 +50,7 @@ def test_oversized_body_without_content_length_is_413(api):
         + b"\r\n--b--\r\n"
     )
     headers = {"Content-Type": "multipart/form-data; boundary=b"}
-    answer = api.post("/sample", content=chunked(body), headers=headers)
+    answer = api.post("/sample", content=chunks(body), headers=headers)
     assert answer.status_code == 413
 
 

@@ -4,28 +4,7 @@ from __future__ import annotations
 
 from tests.service.conftest import small_settings
 from tests.utils import images
-
-BOUNDARY = "testboundary"
-
-
-def multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
-    out = b""
-    for name, filename, data in parts:
-        disposition = f'form-data; name="{name}"'
-        if filename is not None:
-            disposition += f'; filename="{filename}"'
-        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        out += data + b"\r\n"
-    return out + f"--{BOUNDARY}--\r\n".encode()
-
-
-HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-
-
-def chunks(body: bytes, size: int = 16 * 1024):
-    """A body without Content-Length: httpx sends it chunked."""
-    for i in range(0, len(body), size):
-        yield body[i : i + size]
+from tests.utils.forms import BOUNDARY, HEADERS, chunks, multipart
 
 
 def test_file_over_the_limit_is_413(client, jobs, png):

@@ -82,8 +82,18 @@ class ObjectiveConfig:
     # the paper: it keeps them from telling data from early, blurry samples by the images alone,
     # which starves the encoders of the signal carried by the latents. 0 is the paper.
     disc_image_noise: float = 0.0
+    # Weight of the latent domain adversary (sRb-VAE only; not in the paper): a small
+    # discriminator tells from z alone whether an image was a reference or an unlabelled one,
+    # and q(z|x) learns to make them indistinguishable. The reference set holds every common
+    # factor and none of the target ones, so a z from which the set can be told carries target
+    # factors; this pushes them into e directly, where the image discriminators push weakly on
+    # short runs. Its scale is that of one logistic loss per image, against reconstruction terms
+    # summed over pixels, hence weights in the hundreds. 0 is the paper.
+    domain_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.domain_weight < 0:
+            raise ValueError("domain_weight must be >= 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
         if self.disc_image_noise < 0:

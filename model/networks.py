@@ -125,12 +125,31 @@ class Discriminator(nn.Module):
         return self.joint(h).squeeze(1)  # (B,) logits
 
 
+class LatentDiscriminator(nn.Module):
+    """d_zeta(z): logit of "z was inferred from a reference image" (the domain adversary)."""
+
+    def __init__(self, cfg: ModelConfig, latent_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, cfg.fc_dim),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Linear(cfg.fc_dim, cfg.fc_dim),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Linear(cfg.fc_dim, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.float()).squeeze(1)  # (B,) logits
+
+
 class SRbVAE(nn.Module):
     """All trainable parts. Only encoders, generator and e_ref are needed for inference."""
 
     INFERENCE_PREFIXES = ("encoder_z.", "encoder_e.", "generator.", "e_ref")
 
-    def __init__(self, cfg: ModelConfig, *, with_discriminators: bool = True):
+    def __init__(
+        self, cfg: ModelConfig, *, with_discriminators: bool = True, domain_adversary: bool = False
+    ):
         super().__init__()
         self.cfg = cfg
         self.encoder_z = GaussianEncoder(cfg, cfg.z_dim)
@@ -141,9 +160,14 @@ class SRbVAE(nn.Module):
         if cfg.variant == "srbvae" and with_discriminators:
             self.disc_xze = Discriminator(cfg, cfg.z_dim + cfg.e_dim)  # d_xi
             self.disc_xz = Discriminator(cfg, cfg.z_dim)  # d_gamma
+            # Only for ObjectiveConfig.domain_weight > 0 (not in the paper).
+            self.disc_domain = (
+                LatentDiscriminator(cfg, cfg.z_dim) if domain_adversary else None
+            )  # d_zeta
         else:
             self.disc_xze = None
             self.disc_xz = None
+            self.disc_domain = None
 
     def model_parameters(self) -> list[nn.Parameter]:
         """theta and psi: what the encoder/generator phase updates."""
@@ -155,10 +179,11 @@ class SRbVAE(nn.Module):
         ]
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        """xi and gamma: what the discriminator phase updates."""
+        """xi, gamma and zeta: what the discriminator phase updates."""
         if self.disc_xze is None or self.disc_xz is None:
             return []
-        return [*self.disc_xze.parameters(), *self.disc_xz.parameters()]
+        domain = [] if self.disc_domain is None else list(self.disc_domain.parameters())
+        return [*self.disc_xze.parameters(), *self.disc_xz.parameters(), *domain]
 
     def inference_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.startswith(self.INFERENCE_PREFIXES)}

@@ -118,6 +118,11 @@ class SRbVAEObjective(Objective):
 
     has_discriminators = True
 
+    def __init__(self, net: SRbVAE, cfg: ObjectiveConfig | None = None):
+        super().__init__(net, cfg)
+        if self.cfg.domain_weight > 0 and net.disc_domain is None:
+            raise ValueError("domain_weight > 0 needs SRbVAE(..., domain_adversary=True)")
+
     def _disc_view(self, x: torch.Tensor) -> torch.Tensor:
         """What the discriminators see of an image: itself, or itself plus instance noise."""
         sigma = self.cfg.disc_image_noise
@@ -182,6 +187,13 @@ class SRbVAEObjective(Objective):
             "loss/recon_ze_u": latent_u.mean(),
             "loss/recon_z_r": latent_r.mean(),
         }
+        if cfg.domain_weight > 0:
+            # q(z|x) is trained to make the domain adversary call every z the other set's.
+            d_zu, d_zr = net.disc_domain(mu_z), net.disc_domain(mu_zr)
+            domain = 0.5 * (F.softplus(-d_zu).mean() + F.softplus(d_zr).mean())
+            loss = loss + cfg.domain_weight * domain
+            stats["loss/domain"] = domain
+            stats["loss/total"] = loss
         if self.kl_weight > 0:
             kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
             kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
@@ -189,7 +201,7 @@ class SRbVAEObjective(Objective):
             stats["loss/kl"] = kl
             stats["loss/total"] = loss
         cache = {
-            "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r,
+            "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r, "mu_z": mu_z, "mu_zr": mu_zr,
             "x_hat": x_hat, "z_hat": z_hat, "e_hat": e_hat, "x_hat_r": x_hat_r, "z_hat_r": z_hat_r,
         }  # fmt: skip
         return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()})
@@ -213,6 +225,13 @@ class SRbVAEObjective(Objective):
             "disc/logit_q_u": d_q_u.mean(),
             "disc/logit_p_u": d_p_u.mean(),
         }
+        if self.cfg.domain_weight > 0:
+            d_zu, d_zr = net.disc_domain(c["mu_z"]), net.disc_domain(c["mu_zr"])
+            loss_zeta = 0.5 * (F.softplus(d_zu).mean() + F.softplus(-d_zr).mean())
+            loss = loss + loss_zeta
+            stats["loss/d_zeta"] = loss_zeta
+            # Near 0.5 is the goal: z no longer tells which set an image came from.
+            stats["disc/acc_zeta"] = 0.5 * ((d_zr > 0).float().mean() + (d_zu < 0).float().mean())
         return PhaseResult(loss, stats)
 
 

@@ -96,3 +96,25 @@ def test_kl_weight_defaults_follow_the_variant():
     assert make_objective(SRbVAE(tiny_config(variant="rbvae"))).kl_weight == 1.0
     beta = make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(kl_weight=4.0))
     assert beta.kl_weight == 4.0
+
+
+def test_domain_adversary_trains_its_discriminator_and_reaches_only_the_z_encoder():
+    net = SRbVAE(tiny_config(), domain_adversary=True)
+    objective = make_objective(net, ObjectiveConfig(domain_weight=100.0))
+    result = objective.model_phase(images(4, 32), images(4, 32))
+    (domain,) = [result.stats["loss/domain"]]
+    z_grads = torch.autograd.grad(domain, list(net.encoder_z.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in z_grads)
+    # e and the generator are not what the adversary judges.
+    others = [*net.encoder_e.parameters(), *net.generator.parameters()]
+    assert all(g is None for g in torch.autograd.grad(domain, others, allow_unused=True))
+    d_result = objective.discriminator_phase(result.cache)
+    assert "disc/acc_zeta" in d_result.stats
+    d_result.loss.backward()
+    assert all(_with_grad(list(net.disc_domain.parameters())))
+
+
+def test_domain_weight_without_the_adversary_network_is_refused():
+    with pytest.raises(ValueError, match="domain_adversary"):
+        make_objective(SRbVAE(tiny_config()), ObjectiveConfig(domain_weight=1.0))
+    assert SRbVAE(tiny_config()).disc_domain is None

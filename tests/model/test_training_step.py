@@ -62,3 +62,28 @@ def test_a_nan_is_reported_not_trained_through():
     with pytest.raises(NonFiniteLossError, match="recon_x_u"):
         step(images(4, 32), images(4, 32))
     assert torch.equal(net.encoder_e.mu.weight, before)
+
+
+def test_the_domain_adversary_learns_to_tell_the_sets_apart_from_a_z_that_carries_colour():
+    # z made by hand: a few noise dimensions plus the image's mean colour, which tells coloured
+    # (unlabelled) from white (reference) discs; d_zeta must learn to read it.
+    torch.manual_seed(0)
+    net = SRbVAE(tiny_config(fc_dim=32), domain_adversary=True)
+    objective = make_objective(net, ObjectiveConfig(domain_weight=1.0))
+    unlabelled, reference = discs(64, coloured=True, seed=1), discs(64, coloured=False, seed=2)
+    with torch.no_grad():
+        cache = objective.model_phase(unlabelled, reference).cache
+
+    def colour_z(x: torch.Tensor) -> torch.Tensor:
+        colour = (x + 1).flatten(2).sum(2) / (x + 1).flatten(1).sum(1, keepdim=True)  # (B, 3)
+        noise = torch.randn(x.shape[0], net.cfg.z_dim - 3)
+        return torch.cat([10 * colour, noise], 1)
+
+    cache["mu_z"], cache["mu_zr"] = colour_z(unlabelled), colour_z(reference)
+    opt = torch.optim.Adam(net.disc_domain.parameters(), lr=3e-3)
+    for _ in range(150):
+        d_result = objective.discriminator_phase(cache)
+        opt.zero_grad()
+        d_result.stats["loss/d_zeta"].backward()
+        opt.step()
+    assert d_result.stats["disc/acc_zeta"] > 0.8, d_result.stats

@@ -3,7 +3,8 @@
 
 worker_init (before any connection): check the pool, load and verify the models, start the
 device thread. A refused checkpoint exits with EXIT_CONFIG before any job is taken.
-Consumer started: announce the worker in Redis (with the effective visibility timeout).
+Consumer started: announce the worker in Redis (with the effective visibility timeout), and
+from then on whether it is consuming (worker/stall.py).
 worker_shutdown: withdraw the announcement, stop the threads.
 """
 
@@ -13,10 +14,12 @@ import logging
 
 from celery import bootsteps, signals
 
+from contract.registry import HEARTBEAT_SECONDS
 from worker import runtime as rt
 from worker.app import app
 from worker.models import StartupError
 from worker.settings import get_settings
+from worker.stall import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,21 @@ class Announce(bootsteps.StartStopStep):
     def __init__(self, c, **kwargs):
         super().__init__(c, **kwargs)
         self.consumer = None
+        self.watch: StallWatch | None = None
 
     def start(self, c) -> None:
         self.consumer = c
         runtime = rt.get_runtime()
+        s = runtime.settings
+        if self.watch is None:
+            self.watch = StallWatch(
+                runtime.redis,
+                concurrency=s.concurrency,
+                free_s=s.stall_after,
+                busy_s=s.hard_time_limit + s.stall_after,
+                exit_after_s=HEARTBEAT_SECONDS,  # one beat says consuming: false first
+            )
+        self.watch.reset()
         if runtime.announcer is None:
             rt.announce(runtime, self._consuming)
         channel = c.connection.default_channel
@@ -64,13 +78,15 @@ class Announce(bootsteps.StartStopStep):
         self.consumer = None
 
     def _consuming(self) -> bool:
+        """Connected, and taking the jobs that wait (worker/stall.py)."""
         c = self.consumer
-        return bool(
+        connected = bool(
             c is not None
             and c.task_consumer is not None
             and c.connection is not None
             and c.connection.connected
         )
+        return connected and self.watch is not None and not self.watch.stalled()
 
 
 app.steps["consumer"].add(Announce)

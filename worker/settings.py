@@ -47,6 +47,9 @@ class WorkerSettings(BaseSettings):
     visibility_timeout: float = Field(default=300.0, gt=0)
     restore_interval: float = Field(default=10.0, gt=0)  # how often that check runs
     max_deliveries: int = Field(default=3, ge=1)  # a job started more often fails: poison
+    # Jobs waiting this long while this process has a free slot and takes none (or the hard
+    # limit plus this long with every slot busy): it stopped consuming (worker/stall.py).
+    stall_after: float = Field(default=15.0, gt=0)
     result_expires: int = Field(default=3600, ge=1)  # seconds results stay in Redis
     connection_max_retries: int | None = 100  # at start-up and after losing Redis; None: forever
 

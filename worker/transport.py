@@ -11,15 +11,25 @@ Here the channel keeps its parameters, so those jobs are acknowledged when they 
 the messages are not put back at a lost connection: their jobs are still running here, and
 re-queuing them would run them twice. Should this process die first, the visibility timeout
 hands them out again. Selected with Celery's `broker_transport` (worker/app.py).
+
+It also notes when a message was last delivered, for worker/stall.py.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from kombu.transport import redis as kombu_redis
 
 log = logging.getLogger(__name__)
+
+_last_delivery = 0.0  # time.monotonic() when this process last took a message off a queue
+
+
+def last_delivery() -> float:
+    """For worker/stall.py: when this process last received a job."""
+    return _last_delivery
 
 
 class QoS(kombu_redis.QoS):
@@ -37,6 +47,12 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+
+    def _brpop_read(self, **options):
+        global _last_delivery
+        delivered = super()._brpop_read(**options)  # raises Empty when nothing came
+        _last_delivery = time.monotonic()
+        return delivered
 
     def _connparams(self, asynchronous=False):
         saved = self.__dict__.setdefault("_saved_connparams", {})

@@ -34,6 +34,7 @@ class Backends:
             celery,
             result_ttl_s=settings.result_ttl_s,
             max_queue_depth=settings.max_queue_depth,
+            max_memory_fraction=settings.max_redis_memory_fraction,
             retry_after_s=settings.retry_after_s,
         )
         registry = WorkerRegistry(redis, settings.registry_cache_s, settings.retry_after_s)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(30.0, gt=0)  # a synchronous request answers 504 after this
     result_ttl_s: int = Field(3600, gt=0)  # job records and results expire from Redis
     max_queue_depth: int = Field(1000, gt=0)  # more waiting jobs than this: 503
+    # New jobs get 503 once Redis uses this fraction of its maxmemory: the rest is for the
+    # jobs already accepted (workers' unacked entries, results), which Redis would refuse too.
+    max_redis_memory_fraction: float = Field(0.9, gt=0, le=1)
     retry_after_s: int = Field(5, gt=0)  # the Retry-After of every 503
     redis_timeout_s: float = Field(2.0, gt=0)  # connect and command timeout: fail fast, 503
     registry_cache_s: float = Field(1.0, ge=0)  # how long a read of the worker registry is reused

@@ -58,25 +58,41 @@ class JobState:
 
 class JobQueue:
     def __init__(self, redis: Redis, celery: Celery, *, result_ttl_s: int, max_queue_depth: int,
-                 retry_after_s: int) -> None:  # fmt: skip
+                 retry_after_s: int, max_memory_fraction: float = 1.0) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
         self.result_ttl_s = result_ttl_s
         self.max_queue_depth = max_queue_depth
         self.retry_after_s = retry_after_s
+        self.max_memory_fraction = max_memory_fraction
 
     async def queue_depth(self) -> int:
         async with redis_errors(self.retry_after_s):
             return int(await self.redis.llen(QUEUE))
 
+    async def ping(self) -> None:
+        """503 unless Redis answers now."""
+        async with redis_errors(self.retry_after_s):
+            await self.redis.ping()
+
+    async def _admit(self) -> None:
+        """503 when the queue is over its limit or Redis nearly at its memory limit."""
+        async with redis_errors(self.retry_after_s):
+            pipe = self.redis.pipeline(transaction=False)
+            depth, memory = await pipe.llen(QUEUE).info("memory").execute()
+        if depth >= self.max_queue_depth:
+            raise Unavailable(f"over {self.max_queue_depth} jobs are waiting", self.retry_after_s)
+        limit = int(memory.get("maxmemory", 0))
+        if limit and int(memory["used_memory"]) >= self.max_memory_fraction * limit:
+            raise Unavailable("the job queue (Redis) is nearly full", self.retry_after_s)
+
     async def submit(
         self, kind: str, task: TaskName, payload: BaseModel, expires_s: float
     ) -> tuple[str, JobRecord]:
-        """Queues the job and returns its id and record; 503 when Redis is down or the queue is full.
-        `expires_s`: a worker that only gets to the job later drops it (revoked), so a
+        """Queues the job and returns its id and record; 503 when Redis is down or full, or the
+        queue is too long. `expires_s`: a worker that only gets to the job later drops it (revoked), so a
         backlog is not spent on answers whose clients have gone."""
-        if await self.queue_depth() >= self.max_queue_depth:
-            raise Unavailable(f"over {self.max_queue_depth} jobs are waiting", self.retry_after_s)
+        await self._admit()
         job_id = str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())
         stored = {"kind": kind, "task": str(task), "submitted_at": record.submitted_at}

@@ -59,6 +59,9 @@ class FakeJobs:
     async def queue_depth(self) -> int:
         return 0
 
+    async def ping(self) -> None:
+        return None
+
     async def submit(self, kind, task, payload, expires_s):
         job_id = str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())

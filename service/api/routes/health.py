@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import RegistryDep, SettingsDep
+from service.api.deps import JobsDep, RegistryDep, SettingsDep
 from service.core.errors import Unavailable
 from service.schemas.responses import ErrorPublic, Health, Readiness
 
@@ -16,10 +16,11 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", responses={503: {"model": ErrorPublic}})
-async def readyz(registry: RegistryDep, settings: SettingsDep) -> Readiness:
+async def readyz(registry: RegistryDep, jobs: JobsDep, settings: SettingsDep) -> Readiness:
     """200 only when Redis answers and a live worker, still consuming its queue, holds the
     default model; 503 with Retry-After otherwise."""
-    workers = await registry.workers()  # a Redis outage raises 503 here
+    await jobs.ping()  # now, not from the registry's cache: a Redis outage is 503 at once
+    workers = await registry.workers()
     consuming = [w for w in workers if w.consuming]
     models = await registry.models()
     if settings.default_model not in models:

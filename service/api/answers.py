@@ -91,7 +91,7 @@ async def answer_job(
     # A synchronous job nobody waits for after the timeout is dropped by the worker.
     expires = settings.result_ttl_s if run_async else settings.job_timeout_s
     start = time.perf_counter()
-    job_id, record = await jobs.submit(kind, task, payload, expires)
+    job_id, record = await jobs.submit(kind, task, payload, expires, journal=run_async)
     metrics.jobs.labels(task, "submitted").inc()
     if run_async:
         url = str(request.url_for("read_job", job_id=job_id).path)

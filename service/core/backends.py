@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from service.core.celery_app import make_celery
 from service.core.config import Settings
 from service.core.jobs import JobQueue
+from service.core.journal import Journal
 from service.core.registry import WorkerRegistry
 
 
@@ -29,6 +30,14 @@ class Backends:
             health_check_interval=30,
         )
         celery = make_celery(settings)
+        journal = Journal(
+            redis,
+            celery,
+            ttl_s=settings.result_ttl_s,
+            resend_after_s=settings.resend_after_s,
+            confirm_s=settings.journal_confirm_s,
+            sweep_s=settings.journal_sweep_s,
+        )
         jobs = JobQueue(
             redis,
             celery,
@@ -36,6 +45,7 @@ class Backends:
             max_queue_depth=settings.max_queue_depth,
             max_memory_fraction=settings.max_redis_memory_fraction,
             retry_after_s=settings.retry_after_s,
+            journal=journal,
         )
         registry = WorkerRegistry(redis, settings.registry_cache_s, settings.retry_after_s)
         return cls(redis, jobs, registry)

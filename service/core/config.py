@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # New jobs get 503 once Redis uses this fraction of its maxmemory: the rest is for the
     # jobs already accepted (workers' unacked entries, results), which Redis would refuse too.
     max_redis_memory_fraction: float = Field(0.9, gt=0, le=1)
+    # Async jobs with no result this long after submission are looked for, and sent again if
+    # the broker lost them (service/core/journal.py); twice the worker's visibility timeout.
+    resend_after_s: float = Field(600.0, gt=0)
+    journal_confirm_s: float = Field(10.0, ge=0)  # found nowhere, and still so this much later
+    journal_sweep_s: float = Field(30.0, gt=0)  # how often that look is taken
     retry_after_s: int = Field(5, gt=0)  # the Retry-After of every 503
     redis_timeout_s: float = Field(2.0, gt=0)  # connect and command timeout: fail fast, 503
     registry_cache_s: float = Field(1.0, ge=0)  # how long a read of the worker registry is reused

@@ -9,6 +9,7 @@ an unknown id from a queued job and results expire on the service's schedule.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 import contract.errors
 from contract.tasks import QUEUE, RESULTS, TaskName
 from service.core.errors import ApiError, Unavailable
+from service.core.journal import Journal
 from service.core.redis_errors import redis_errors
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,15 @@ class JobState:
 
 class JobQueue:
     def __init__(self, redis: Redis, celery: Celery, *, result_ttl_s: int, max_queue_depth: int,
-                 retry_after_s: int, max_memory_fraction: float = 1.0) -> None:  # fmt: skip
+                 retry_after_s: int, max_memory_fraction: float = 1.0,
+                 journal: Journal | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
         self.result_ttl_s = result_ttl_s
         self.max_queue_depth = max_queue_depth
         self.retry_after_s = retry_after_s
         self.max_memory_fraction = max_memory_fraction
+        self.journal = journal
 
     async def queue_depth(self) -> int:
         async with redis_errors(self.retry_after_s):
@@ -87,25 +91,39 @@ class JobQueue:
             raise Unavailable("the job queue (Redis) is nearly full", self.retry_after_s)
 
     async def submit(
-        self, kind: str, task: TaskName, payload: BaseModel, expires_s: float
-    ) -> tuple[str, JobRecord]:
+        self, kind: str, task: TaskName, payload: BaseModel, expires_s: float,
+        *, journal: bool = False,
+    ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
-        queue is too long. `expires_s`: a worker that only gets to the job later drops it (revoked), so a
-        backlog is not spent on answers whose clients have gone."""
+        queue is too long. `expires_s`: a worker that only gets to the job later drops it
+        (revoked), so a backlog is not spent on answers whose clients have gone. `journal`:
+        note the job in the journal (service/core/journal.py), which sends it again should
+        the broker lose it."""
         await self._admit()
         job_id = str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())
         stored = {"kind": kind, "task": str(task), "submitted_at": record.submitted_at}
+        journal = journal and self.journal is not None
         async with redis_errors(self.retry_after_s):
-            await self.redis.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
-            await run_in_threadpool(
-                self.celery.send_task,
-                str(task),
-                kwargs=payload.model_dump(mode="json"),
-                queue=QUEUE,
-                task_id=job_id,
-                expires=expires_s,
-            )
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
+            if journal:
+                self.journal.add(pipe, job_id, task, payload, expires_s)
+            await pipe.execute()
+            try:
+                await run_in_threadpool(
+                    self.celery.send_task,
+                    str(task),
+                    kwargs=payload.model_dump(mode="json"),
+                    queue=QUEUE,
+                    task_id=job_id,
+                    expires=expires_s,
+                )
+            except Exception:
+                if journal:  # refused (503): not to be sent later either
+                    with contextlib.suppress(Exception):
+                        await self.journal.forget([job_id])
+                raise
         return job_id, record
 
     async def record(self, job_id: str) -> JobRecord | None:

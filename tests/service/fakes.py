@@ -62,7 +62,7 @@ class FakeJobs:
     async def ping(self) -> None:
         return None
 
-    async def submit(self, kind, task, payload, expires_s):
+    async def submit(self, kind, task, payload, expires_s, *, journal=False):
         job_id = str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())
         self.sent.append((task, payload))

@@ -3,6 +3,8 @@ same code as the trained models."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -10,6 +12,7 @@ import torch
 from model.checkpoint import export_inference
 from model.config import ModelConfig
 from model.networks import SRbVAE
+from tests.utils.faults import evil_pickle
 
 
 def tiny_model_config(resolution: int = 32, **overrides) -> ModelConfig:
@@ -42,3 +45,20 @@ def make_model_dir(root: str | Path, names: tuple[str, ...] = ("digits", "faces"
     for i, name in enumerate(names):
         make_checkpoint(root / name, name, seed=i)
     return root
+
+
+def tamper_weights(weights: Path) -> None:
+    """Flips the last byte: the SHA-256 no longer matches the manifest."""
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+
+def pickle_weights(weights: Path, marker: Path) -> None:
+    """Replaces the weights by a pickle that would create `marker` if anything unpickled it,
+    and updates the manifest to its SHA-256, so only the format check stands in the way."""
+    weights.write_bytes(evil_pickle(str(marker)))
+    manifest_path = weights.parent / "model.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["weights"]["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))

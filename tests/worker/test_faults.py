@@ -3,19 +3,17 @@ pickle message on the queue. The worker runs with tight limits and the debug tas
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
 
 import numpy as np
 import pytest
 import redis
 from celery import states
-from kombu import Connection, Queue
 from PIL import Image
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.tasks import QUEUE, DebugTaskName, TaskName
+from tests.utils.faults import publish_pickle, succeeded_lines, wait_for
 from tests.utils.worker_process import _alive, running_worker
 from tests.worker.conftest import assert_same_images, decode, random_png
 from worker.jobs import DELIVERIES_PREFIX
@@ -39,20 +37,8 @@ def worker(redis_server, model_dir, tmp_path_factory):
         yield w
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
-
-
 def pil(b64: str) -> Image.Image:
     return Image.fromarray(decode(b64).astype(np.uint8))
-
-
-def succeeded_lines(log: str, job_id: str) -> int:
-    return len(re.findall(rf"\[{job_id}\] succeeded", log))
 
 
 def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, models, redis_server):
@@ -114,26 +100,11 @@ def test_poison_job_fails_with_too_many_deliveries_and_the_queue_drains(worker, 
     assert len(result["images"]) == 1
 
 
-# A pickle that, if loaded, would create `marker` (builtins.open(path, "w")). Written by hand
-# so no test imports pickle.
-def _evil_pickle(marker: str) -> bytes:
-    return f"cbuiltins\nopen\n(V{marker}\nVw\ntR.".encode()
-
-
 def test_pickle_message_is_refused_and_never_executed(worker, client, redis_server, tmp_path):
     worker.wait_ready(30)
     marker = tmp_path / "pwned"
     job_id = str(uuid.uuid4())
-    with Connection(redis_server.url) as conn:
-        conn.Producer().publish(
-            _evil_pickle(str(marker)),
-            exchange=QUEUE,
-            routing_key=QUEUE,
-            declare=[Queue(QUEUE)],
-            content_type="application/x-python-serialize",
-            content_encoding="binary",
-            headers={"id": job_id, "task": str(TaskName.NEUTRALIZE), "lang": "py"},
-        )
+    publish_pickle(redis_server.url, str(marker), job_id)
     # A JSON job sent after it is answered, so the pickle one has been seen and dropped.
     result = client.send_task(
         str(TaskName.NEUTRALIZE), kwargs=dict(model="digits", image=random_png(3))

@@ -7,14 +7,27 @@ imported here, so the web process never loads torch.
 from __future__ import annotations
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 from contract.tasks import QUEUE
 from service.core.config import Settings
 
 
+class SendOnlyRedisBackend(RedisBackend):
+    """Celery's Redis result backend without the subscription it makes for every task sent
+    (for AsyncResult.get, which the API never calls: service.core.jobs waits on its own): a
+    SUBSCRIBE before each send and an UNSUBSCRIBE, written from the event loop, when the
+    AsyncResult is dropped. Without them a send costs about a fifth less CPU."""
+
+    def on_task_call(self, producer, task_id) -> None:
+        pass
+
+
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("srbvae-api", broker=settings.redis_url, backend=settings.redis_url)
+    # "<class>+<url>": Celery's way to name the backend class along with its URL.
+    backend = f"{__name__}:{SendOnlyRedisBackend.__name__}+{settings.redis_url}"
+    app = Celery("srbvae-api", broker=settings.redis_url, backend=backend)
     timeout = settings.redis_timeout_s
     app.conf.update(
         task_serializer="json",

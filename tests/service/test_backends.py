@@ -101,3 +101,23 @@ def test_result_is_answered_as_soon_as_it_is_stored(redis_server, png):
         thread.join()
     assert answer.status_code == 200 and answer.headers["x-seed"] == "3"
     assert done - stored_at[0] < 0.1
+
+
+def test_sending_a_job_subscribes_nothing_beyond_the_wait(redis_server):
+    """Celery's stock backend subscribes to each task it sends (for AsyncResult.get); the API
+    waits on its own subscription, so a send is one LPUSH and no SUBSCRIBE."""
+    from service.core.celery_app import make_celery
+
+    app = make_celery(small_settings(redis_url=redis_server.url))
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        sent = app.send_task("srbvae.transfer", kwargs={}, task_id="send-only-check")
+        # While the AsyncResult lives, the stock backend would still be subscribed.
+        subscribed = [c for c in client.client_list() if int(c.get("sub", 0))]
+        assert subscribed == [], sent
+        assert client.llen("srbvae") >= 1
+        assert app.backend.get_key_for_task("x") == b"celery-task-meta-x"
+    finally:
+        client.delete("srbvae")
+        app.close()
+        client.close()

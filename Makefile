@@ -32,6 +32,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.model_step
 	$(PY) -m bench.worker_batching
+	$(PY) -m bench.service_latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

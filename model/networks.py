@@ -157,17 +157,15 @@ class SRbVAE(nn.Module):
         self.generator = Generator(cfg)
         # e^r: the constant target factors of every reference image (paper 4.1), learned.
         self.e_ref = nn.Parameter(torch.zeros(cfg.e_dim))
-        if cfg.variant == "srbvae" and with_discriminators:
-            self.disc_xze = Discriminator(cfg, cfg.z_dim + cfg.e_dim)  # d_xi
-            self.disc_xz = Discriminator(cfg, cfg.z_dim)  # d_gamma
-            # Only for ObjectiveConfig.domain_weight > 0 (not in the paper).
-            self.disc_domain = (
-                LatentDiscriminator(cfg, cfg.z_dim) if domain_adversary else None
-            )  # d_zeta
-        else:
-            self.disc_xze = None
-            self.disc_xz = None
-            self.disc_domain = None
+        adversarial = cfg.variant == "srbvae" and with_discriminators
+        self.disc_xze = Discriminator(cfg, cfg.z_dim + cfg.e_dim) if adversarial else None  # d_xi
+        self.disc_xz = Discriminator(cfg, cfg.z_dim) if adversarial else None  # d_gamma
+        # Only for ObjectiveConfig.domain_weight > 0 (not in the paper; Rb-VAE or sRb-VAE).
+        self.disc_domain = (
+            LatentDiscriminator(cfg, cfg.z_dim)
+            if domain_adversary and with_discriminators and cfg.variant != "vae"
+            else None
+        )  # d_zeta
 
     def model_parameters(self) -> list[nn.Parameter]:
         """theta and psi: what the encoder/generator phase updates."""
@@ -179,11 +177,9 @@ class SRbVAE(nn.Module):
         ]
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        """xi, gamma and zeta: what the discriminator phase updates."""
-        if self.disc_xze is None or self.disc_xz is None:
-            return []
-        domain = [] if self.disc_domain is None else list(self.disc_domain.parameters())
-        return [*self.disc_xze.parameters(), *self.disc_xz.parameters(), *domain]
+        """xi, gamma and zeta, those that exist: what the discriminator phase updates."""
+        discs = (self.disc_xze, self.disc_xz, self.disc_domain)
+        return [p for d in discs if d is not None for p in d.parameters()]
 
     def inference_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.startswith(self.INFERENCE_PREFIXES)}

@@ -46,18 +46,43 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 class Objective:
     """Base: the networks and the objective settings; subclasses define the phases."""
 
-    has_discriminators = False
-
     def __init__(self, net: SRbVAE, cfg: ObjectiveConfig | None = None):
         self.net = net
         self.cfg = cfg or ObjectiveConfig()
         self.kl_weight = self.cfg.effective_kl_weight(net.cfg.variant)
+        self.domain = self.cfg.domain_weight > 0
+        if self.domain and net.disc_domain is None:
+            raise ValueError("domain_weight > 0 needs SRbVAE(..., domain_adversary=True)")
+        self.has_discriminators = self.domain
+
+    def _domain_terms(
+        self, loss: torch.Tensor, stats: dict[str, torch.Tensor], mu_z, mu_zr
+    ) -> torch.Tensor:
+        """Adds the domain adversary's term: q(z|x) makes d_zeta call every z the other set's."""
+        if not self.domain:
+            return loss
+        d_zu, d_zr = self.net.disc_domain(mu_z), self.net.disc_domain(mu_zr)
+        domain = 0.5 * (F.softplus(-d_zu).mean() + F.softplus(d_zr).mean())
+        loss = loss + self.cfg.domain_weight * domain
+        stats["loss/domain"] = domain
+        stats["loss/total"] = loss
+        return loss
+
+    def _domain_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+        """d_zeta's logistic regression: reference z 1, unlabelled z 0."""
+        d_zu, d_zr = self.net.disc_domain(cache["mu_z"]), self.net.disc_domain(cache["mu_zr"])
+        loss = 0.5 * (F.softplus(d_zu).mean() + F.softplus(-d_zr).mean())
+        # Near 0.5 is the goal: z no longer tells which set an image came from.
+        acc = 0.5 * ((d_zr > 0).float().mean() + (d_zu < 0).float().mean())
+        return PhaseResult(loss, {"loss/d_zeta": loss, "disc/acc_zeta": acc})
 
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         raise NotImplementedError
 
     def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
-        raise NotImplementedError(f"{type(self).__name__} has no discriminators")
+        if not self.domain:
+            raise NotImplementedError(f"{type(self).__name__} has no discriminators")
+        return self._domain_discriminator(cache)
 
     def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         return laplace_nll(x, x_rec, self.cfg.laplace_scale)
@@ -88,7 +113,8 @@ class RbVAEObjective(Objective):
             "loss/kl_u": kl_u.mean(),
             "loss/kl_r": kl_r.mean(),
         }
-        return PhaseResult(loss, stats)
+        loss = self._domain_terms(loss, stats, mu_z, mu_zr)
+        return PhaseResult(loss, stats, {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()})
 
 
 class VAEObjective(Objective):
@@ -116,12 +142,9 @@ class SRbVAEObjective(Objective):
     (data x with z, e ~ q(.|x)), negative on generator-path pairs (x ~ G(z, e), z, e ~ prior).
     """
 
-    has_discriminators = True
-
     def __init__(self, net: SRbVAE, cfg: ObjectiveConfig | None = None):
         super().__init__(net, cfg)
-        if self.cfg.domain_weight > 0 and net.disc_domain is None:
-            raise ValueError("domain_weight > 0 needs SRbVAE(..., domain_adversary=True)")
+        self.has_discriminators = True
 
     def _disc_view(self, x: torch.Tensor) -> torch.Tensor:
         """What the discriminators see of an image: itself, or itself plus instance noise."""
@@ -187,13 +210,7 @@ class SRbVAEObjective(Objective):
             "loss/recon_ze_u": latent_u.mean(),
             "loss/recon_z_r": latent_r.mean(),
         }
-        if cfg.domain_weight > 0:
-            # q(z|x) is trained to make the domain adversary call every z the other set's.
-            d_zu, d_zr = net.disc_domain(mu_z), net.disc_domain(mu_zr)
-            domain = 0.5 * (F.softplus(-d_zu).mean() + F.softplus(d_zr).mean())
-            loss = loss + cfg.domain_weight * domain
-            stats["loss/domain"] = domain
-            stats["loss/total"] = loss
+        loss = self._domain_terms(loss, stats, mu_z, mu_zr)
         if self.kl_weight > 0:
             kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
             kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
@@ -225,13 +242,10 @@ class SRbVAEObjective(Objective):
             "disc/logit_q_u": d_q_u.mean(),
             "disc/logit_p_u": d_p_u.mean(),
         }
-        if self.cfg.domain_weight > 0:
-            d_zu, d_zr = net.disc_domain(c["mu_z"]), net.disc_domain(c["mu_zr"])
-            loss_zeta = 0.5 * (F.softplus(d_zu).mean() + F.softplus(-d_zr).mean())
-            loss = loss + loss_zeta
-            stats["loss/d_zeta"] = loss_zeta
-            # Near 0.5 is the goal: z no longer tells which set an image came from.
-            stats["disc/acc_zeta"] = 0.5 * ((d_zr > 0).float().mean() + (d_zu < 0).float().mean())
+        if self.domain:
+            zeta = self._domain_discriminator(cache)
+            loss = loss + zeta.loss
+            stats.update(zeta.stats)
         return PhaseResult(loss, stats)
 
 

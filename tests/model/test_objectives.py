@@ -98,8 +98,9 @@ def test_kl_weight_defaults_follow_the_variant():
     assert beta.kl_weight == 4.0
 
 
-def test_domain_adversary_trains_its_discriminator_and_reaches_only_the_z_encoder():
-    net = SRbVAE(tiny_config(), domain_adversary=True)
+@pytest.mark.parametrize("variant", ["srbvae", "rbvae"])
+def test_domain_adversary_trains_its_discriminator_and_reaches_only_the_z_encoder(variant):
+    net = SRbVAE(tiny_config(variant=variant), domain_adversary=True)
     objective = make_objective(net, ObjectiveConfig(domain_weight=100.0))
     result = objective.model_phase(images(4, 32), images(4, 32))
     (domain,) = [result.stats["loss/domain"]]
@@ -118,3 +119,4 @@ def test_domain_weight_without_the_adversary_network_is_refused():
     with pytest.raises(ValueError, match="domain_adversary"):
         make_objective(SRbVAE(tiny_config()), ObjectiveConfig(domain_weight=1.0))
     assert SRbVAE(tiny_config()).disc_domain is None
+    assert SRbVAE(tiny_config(variant="vae"), domain_adversary=True).disc_domain is None

@@ -3,15 +3,19 @@
     python -m bench.service_latency [--url http://localhost:8000] [--seconds 10]
 
 1. In-process, the served model's device work for one transfer (encode 2 images, generate 1,
-   tensors already in memory): latency at batch 1, and throughput over a batch-size sweep
-   (best of `--rounds`, rounds interleaved: the machine may be shared).
+   tensors already in memory): latency at batch 1, and throughput over a batch-size sweep.
 2. The same work through `POST /transfer` (two PNGs at the model's resolution, PNG answer) at
    concurrency 1, 4 and 16 for `--seconds` each: p50, p95, p99 latency, requests per second,
    and the ratios against the bare model, with the issue's goals:
    - concurrency 1: p50 within 15 ms of the bare batch-1 time;
    - concurrency 16: at least 70% of the bare model's best batched throughput.
    Where the time goes comes from the API's own /metrics (deltas over each level): the whole
-   request, submission to result (queue, Redis, worker), and the worker's task time.
+   request, submission to result (queue, Redis, worker), and the worker's task time; CPU per
+   request of each process, from /proc (own stack only).
+
+`--rounds` (default 2) alternate the two; each figure is the best of its rounds, the least
+disturbed on a shared machine (fastest batch 1, highest rates, the service round with the
+most requests per second), and the CPU that other processes used meanwhile is reported.
 
 Without `--url` it starts its own stack exactly as `make serve` does (`scripts/serve.py`, with
 a temporary state directory and free ports) and stops it at the end; the bare model is then
@@ -130,7 +134,8 @@ class Bare:
         return max(self.rates, key=self.rates.get)
 
 
-def measure_bare(vae, batch_sizes, rounds: int, seconds: float = 1.0) -> Bare:
+def measure_bare(vae, batch_sizes, seconds: float = 1.0) -> Bare:
+    """One round: `seconds` at each batch size; batch 1's latency is this round's median."""
     r = vae.resolution
 
     def transfer(x: torch.Tensor, b: int) -> None:
@@ -141,18 +146,23 @@ def measure_bare(vae, batch_sizes, rounds: int, seconds: float = 1.0) -> Bare:
     for b, x in xs.items():  # warm-up at each size
         transfer(x, b)
     single: list[float] = []
-    rates = dict.fromkeys(batch_sizes, 0.0)
-    for _ in range(rounds):
-        for b, x in xs.items():
-            calls, t0 = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - t0) < seconds or calls < 3:
-                t1 = time.perf_counter()
-                transfer(x, b)
-                if b == 1:
-                    single.append(time.perf_counter() - t1)
-                calls += 1
-            rates[b] = max(rates[b], calls * b / elapsed)
-    return Bare(statistics.median(single) * 1000, rates)
+    rates = {}
+    for b, x in xs.items():
+        calls, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds or calls < 3:
+            t1 = time.perf_counter()
+            transfer(x, b)
+            if b == 1:
+                single.append(time.perf_counter() - t1)
+            calls += 1
+        rates[b] = calls * b / elapsed
+    return Bare(statistics.median(single) * 1000 if single else float("nan"), rates)
+
+
+def best_bare(rounds: list[Bare]) -> Bare:
+    """The least disturbed figures of several rounds: the fastest batch 1, the highest rates."""
+    rates = {b: max(r.rates[b] for r in rounds) for b in rounds[0].rates}
+    return Bare(min(r.batch1_ms for r in rounds), rates)
 
 
 # --- the service -------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ def phase_means(before: dict, after: dict) -> dict[str, float]:
 
 
 async def measure_service(
-    url: str, resolution: int, levels, seconds: float, rounds: int, groups: dict[str, int]
+    url: str, resolution: int, levels, seconds: float, groups: dict[str, int]
 ) -> list[Level]:
     rng = np.random.default_rng(0)
     pngs = [random_png(rng, resolution) for _ in range(64)]
@@ -254,20 +264,14 @@ async def measure_service(
             raise RuntimeError(f"{url}/models does not answer 200")
         await one_level(client, files_for, max(levels), 2.0)  # warm every connection
         for c in levels:
-            best: Level | None = None
-            for _ in range(rounds):  # best round: the least disturbed on a shared machine
-                before = histogram_sums((await client.get("/metrics")).text)
-                cpu_before = cpu_now(groups)
-                latencies, elapsed, errors = await one_level(client, files_for, c, seconds)
-                cpu_after = cpu_now(groups)
-                after = histogram_sums((await client.get("/metrics")).text)
-                n = max(1, len(latencies) + errors)
-                cpu = {k: (cpu_after[k] - cpu_before[k]) * 1000 / n for k in cpu_before}
-                level = Level(c, latencies, elapsed, errors, phase_means(before, after), cpu)
-                if best is None or level.rate > best.rate:
-                    best = level
-            assert best is not None
-            results.append(best)
+            before = histogram_sums((await client.get("/metrics")).text)
+            cpu_before = cpu_now(groups)
+            latencies, elapsed, errors = await one_level(client, files_for, c, seconds)
+            cpu_after = cpu_now(groups)
+            after = histogram_sums((await client.get("/metrics")).text)
+            n = max(1, len(latencies) + errors)
+            cpu = {k: (cpu_after[k] - cpu_before[k]) * 1000 / n for k in cpu_before}
+            results.append(Level(c, latencies, elapsed, errors, phase_means(before, after), cpu))
     return results
 
 
@@ -307,7 +311,7 @@ def report(model, resolution, bare: Bare, levels: list[Level], load_before, load
     for lv in levels:
         p50 = lv.pct(50)
         if lv.concurrency == 1:
-            vs = f"p50 x{p50 / bare.batch1_ms:.2f} (+{p50 - bare.batch1_ms:.1f} ms)"
+            vs = f"p50 x{p50 / bare.batch1_ms:.2f} ({p50 - bare.batch1_ms:+.1f} ms)"
         else:
             vs = f"req/s {lv.rate / best_rate:.0%} of best batched"
         errors = f", {lv.errors} errors" if lv.errors else ""
@@ -341,6 +345,12 @@ def report(model, resolution, bare: Bare, levels: list[Level], load_before, load
                 + " | ".join(f"{lv.cpu_ms[n]:.1f}" for n in names)
                 + f" | {total:.1f} | {cores * 1000 / total:.0f} |"
             )
+    others = [lv.cpu_ms.get("others", 0.0) * lv.rate / 1000 for lv in levels]
+    if others and max(others) > 0.1:
+        print(
+            f"\nWARNING: other processes used up to {max(others):.2f} of the "
+            f"{os.cpu_count()} cores during the service runs: the figures are disturbed."
+        )
     print("\ngoals:")
     by_c = {lv.concurrency: lv for lv in levels}
     if 1 in by_c:
@@ -348,7 +358,7 @@ def report(model, resolution, bare: Bare, levels: list[Level], load_before, load
         met = "MET" if extra <= GOAL_LATENCY_MS else "NOT MET"
         print(
             f"  concurrency 1, p50 within {GOAL_LATENCY_MS:.0f} ms of bare batch 1: "
-            f"+{extra:.1f} ms -> {met}"
+            f"{extra:+.1f} ms -> {met}"
         )
     if 16 in by_c:
         frac = by_c[16].rate / best_rate
@@ -365,7 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models")
     ap.add_argument("--model", help="default: the service's default model")
     ap.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
-    ap.add_argument("--rounds", type=int, default=1, help="per level; the best one is shown")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="bare model and service alternately; the best of each is shown (a shared machine)",
+    )
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")
     args = ap.parse_args(argv)
@@ -386,13 +401,18 @@ def main(argv: list[str] | None = None) -> None:
         if vae.manifest["weights"]["sha256"] != served["checkpoint_sha256"]:
             print(f"WARNING: {args.model_dir / name} is not the checkpoint {url} serves")
         load_before = load()
-        print(f"bare model: {name}, batch sizes {batches} ...", flush=True)
-        bare = measure_bare(vae, batches, rounds=3)
-        print(f"service at {url}: concurrency {levels}, {args.seconds:g} s each ...", flush=True)
-        measured = asyncio.run(
-            measure_service(url, vae.resolution, levels, args.seconds, args.rounds, groups)
-        )
-        report(name, vae.resolution, bare, measured, load_before, load())
+        bares, services = [], []
+        for i in range(args.rounds):
+            print(f"round {i + 1}/{args.rounds}: bare model {name}, batch sizes {batches} ...")
+            bares.append(measure_bare(vae, batches))
+            print(
+                f"round {i + 1}/{args.rounds}: {url}, concurrency {levels}, {args.seconds:g} s each"
+            )
+            services.append(
+                asyncio.run(measure_service(url, vae.resolution, levels, args.seconds, groups))
+            )
+        best = [max(by_level, key=lambda lv: lv.rate) for by_level in zip(*services, strict=True)]
+        report(name, vae.resolution, best_bare(bares), best, load_before, load())
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ class ModelTask(Task):
     def __call__(self, *args, **kwargs):
         job_id = self.request.id or "local"
         rt = get_runtime()
-        rt.jobs.admit(job_id)
-        with rt.jobs.running(job_id) as deadline:
+        with rt.jobs.admitted(job_id), rt.jobs.running(job_id) as deadline:
             try:
                 return self.run(Job(job_id, deadline), *args, **kwargs)
             except (JobError, Ignore):

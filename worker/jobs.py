@@ -2,7 +2,10 @@
 watchdog that replaces the process when something is stuck past the hard limit.
 
 - Deliveries: every start of a job increments a counter in Redis; past `max_deliveries` the
-  job fails with TooManyDeliveries instead of killing one more worker (a poison job).
+  job fails with TooManyDeliveries instead of killing one more worker (a poison job). A job
+  started before (its worker died under it) runs alone in its process: were it the poison,
+  it would otherwise take the jobs running beside it down again, until they too ran out of
+  deliveries.
 - Finished jobs: a redelivered job whose result is already stored (its worker died between
   storing and acknowledging, or the watchdog recorded a timeout) is acknowledged and skipped,
   so each job's result is stored once.
@@ -58,6 +61,7 @@ class JobTracker:
         self.store_failure = store_failure
         self.batcher = batcher
         self._started: dict[str, float] = {}  # job id -> monotonic start
+        self._gate = Gate()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
@@ -71,22 +75,28 @@ class JobTracker:
 
     # --- called by each task, in its own thread --------------------------------------------
 
-    def admit(self, job_id: str) -> int:
-        """Before a job runs: skip it if already finished, fail it if delivered too often.
-        Returns this delivery's number (1 on the first)."""
-        raw = self.redis.get(self.result_key(job_id))
-        if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
-            log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
-            raise Ignore()
+    @contextlib.contextmanager
+    def admitted(self, job_id: str) -> Iterator[int]:
+        """Around a job's run: skips it if already finished, runs it alone if it was started
+        before, fails it if started too often. Yields this start's number (1 on the first)."""
         key = DELIVERIES_PREFIX + job_id
-        n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
-        if n > self.max_deliveries:
-            raise TooManyDeliveries(
-                f"job {job_id} was started {n - 1} times and its worker died each time; giving up"
-            )
-        if n > 1:
-            log.warning("job %s: delivery %d of at most %d", job_id, n, self.max_deliveries)
-        return n
+        alone = self.redis.get(key) is not None
+        with self._gate.exclusive() if alone else self._gate.shared():
+            raw = self.redis.get(self.result_key(job_id))
+            if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
+                log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
+                raise Ignore()
+            n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
+            if n > self.max_deliveries:
+                raise TooManyDeliveries(
+                    f"job {job_id} was started {n - 1} times and its worker died each time; "
+                    "giving up"
+                )
+            if n > 1:
+                log.warning(
+                    "job %s: delivery %d of at most %d, run alone", job_id, n, self.max_deliveries
+                )
+            yield n
 
     @contextlib.contextmanager
     def running(self, job_id: str) -> Iterator[float]:
@@ -153,3 +163,40 @@ class JobTracker:
                 log.exception("could not record the timeout of job %s", job_id)
         logging.shutdown()
         os._exit(EXIT_HARD_TIMEOUT)
+
+
+class Gate:
+    """Jobs run side by side (shared) but for one started before, which runs alone
+    (exclusive). Waiting exclusive jobs go first, so they are not starved."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # exclusive jobs waiting
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()

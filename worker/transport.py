@@ -7,10 +7,12 @@ AttributeError, which Celery treats as unrecoverable (the worker process exits, 
 once its running jobs end): the second close, putting the channel's unacknowledged messages
 back on the queue; and, once Redis is back, acknowledging the jobs that were running.
 
-Here the channel keeps its parameters, so those jobs are acknowledged when they finish, and
-the messages are not put back at a lost connection: their jobs are still running here, and
-re-queuing them would run them twice. Should this process die first, the visibility timeout
-hands them out again. Selected with Celery's `broker_transport` (worker/app.py).
+Here the channel keeps its parameters, so those jobs are acknowledged when they finish; and
+a channel's close never puts back on the queue a job that is still running in this process
+(kombu's does, at a lost connection, and the job then runs twice). Should this process die
+first, the visibility timeout hands such a job out again. At a warm shutdown nothing runs any
+more when the channel closes, so whatever it still holds goes back at once, as in kombu.
+Selected with Celery's `broker_transport` (worker/app.py).
 
 It also notes when a message was last delivered, for worker/stall.py.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
+from celery.worker import state
 from kombu.transport import redis as kombu_redis
 
 log = logging.getLogger(__name__)
@@ -34,15 +37,23 @@ def last_delivery() -> float:
 
 class QoS(kombu_redis.QoS):
     def restore_unacked(self, client=None):
+        """At a channel's close: puts back on the queue what it took and is not running."""
+        running = {r.message.delivery_tag for r in list(state.active_requests)}
+        running &= self._delivered.keys()
+        if running:
+            log.warning(
+                "closing the connection to Redis with %d job(s) running; they are acknowledged "
+                "when they finish, or handed out again after the visibility timeout",
+                len(running),
+            )
         transport = self.channel.connection
         if client is None and (transport is None or transport.client is None):
-            log.warning(
-                "lost the connection to Redis with %d job(s) in flight; they are acknowledged "
-                "when they finish, or handed out again after the visibility timeout",
-                len(self._delivered),
-            )
-            return
-        super().restore_unacked(client)
+            return  # the parameters are gone (see above); the visibility timeout restores
+        with self.channel.conn_or_acquire(client) as client:
+            for tag in self._delivered:
+                if tag not in running:
+                    self.restore_by_tag(tag, client=client)
+        self._delivered.clear()
 
 
 class Channel(kombu_redis.Channel):

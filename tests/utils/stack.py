@@ -41,14 +41,18 @@ class Stack:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis.url)
 
-    def submit(self, seed: int = 0) -> str:
-        """An accepted asynchronous transfer (202); its job id."""
+    def submit_raw(self, seed: int = 0) -> httpx.Response:
+        """`POST /transfer?async=true` with two small images that differ by seed."""
         image = images.png((32, 32), ((seed * 37) % 256, 90, 200))
         attributes = images.png((32, 32), (20, (seed * 91) % 256, 60))
-        answer = self.http.post(
+        return self.http.post(
             "/transfer?async=true",
             files={"image": ("a.png", image), "attributes": ("b.png", attributes)},
         )
+
+    def submit(self, seed: int = 0) -> str:
+        """An accepted asynchronous transfer (202); its job id."""
+        answer = self.submit_raw(seed)
         assert answer.status_code == 202, (answer.status_code, answer.text)
         return answer.json()["job_id"]
 

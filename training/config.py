@@ -69,12 +69,19 @@ class TrainConfig:
         bad = set(data.get("run", {})) - run_keys
         if bad:
             raise ValueError(f"unknown [run] keys: {sorted(bad)}")
-        return cls(
+        cfg = cls(
             run=RunConfig(**data.get("run", {})),
             model=ModelConfig.from_dict(data.get("model", {})),
             objective=ObjectiveConfig.from_dict(data.get("objective", {})),
             optim=OptimConfig.from_dict(data.get("optim", {})),
         )
+        if cfg.model.variant == "vae" and cfg.objective.domain_weight > 0:
+            # Refused here, before any data is read, rather than when the objective is built.
+            raise ValueError(
+                "objective.domain_weight needs a reference set: the plain VAE pools both sets;"
+                " set objective.domain_weight=0 for variant 'vae'"
+            )
+        return cfg
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

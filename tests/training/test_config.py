@@ -32,3 +32,9 @@ def test_the_committed_configs_load():
 def test_misspelt_settings_are_refused(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])
+
+
+def test_the_domain_adversary_is_refused_for_the_plain_vae_before_training():
+    with pytest.raises(ValueError, match="domain_weight=0"):
+        load_config(None, ['model.variant="vae"', "objective.domain_weight=10"])
+    assert load_config(None, ['model.variant="rbvae"', "objective.domain_weight=10"])

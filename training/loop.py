@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -90,6 +91,10 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     metrics_path = run_dir / "metrics.jsonl"
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a fresh start must not leave the previous run's pictures or export
+            for stale in (state_dir, export_dir, grid_dir):
+                shutil.rmtree(stale, ignore_errors=True)
+            metrics_path.unlink(missing_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")
 
     # Data: memory-mapped uint8 arrays; each step's batch is a function of the step.

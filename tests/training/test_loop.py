@@ -104,3 +104,13 @@ def test_two_processes_with_torchrun_and_gloo_train_in_sync(tiny_faces, tmp_path
     assert "x2" in done.stderr  # the log line names the world size
     model = load_model(tmp_path / "ddp" / "export")
     assert model.manifest["training"]["processes"] == 2
+
+
+def test_a_fresh_start_leaves_nothing_of_the_previous_run(tiny_faces, tmp_path):
+    train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 6)))
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 3)), resume=False)
+    grids = sorted(p.name for p in (run_dir / "grids").iterdir())
+    assert not [g for g in grids if "0000006" in g], grids
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) == 3
+    assert load_model(run_dir / "export").manifest["training"]["step"] == 3

@@ -5,12 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError
 
 from service.core.celery_app import make_celery
 from service.core.config import Settings
 from service.core.jobs import JobQueue
 from service.core.journal import Journal
 from service.core.registry import WorkerRegistry
+
+
+def stale_connection_retry() -> Retry:
+    """One immediate retry, on a fresh connection, of a command that failed with a
+    ConnectionError. After a Redis restart the pool still holds the old sockets, and redis-py
+    8 hands them out unchecked (its liveness check at checkout is skipped while maintenance
+    notifications are "auto", the default): without this, the first requests after Redis is
+    back would get 503 from a dead socket. Every command the API sends is safe to send twice
+    (reads, SET/ZADD of the same values, the journal's SET NX lock). TimeoutError is not
+    retried: a Redis that does not answer would take twice `redis_timeout_s` to become a 503;
+    a refused connection retried fails again within milliseconds."""
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
 
 
 @dataclass
@@ -28,6 +43,7 @@ class Backends:
             socket_connect_timeout=settings.redis_timeout_s,
             socket_timeout=settings.redis_timeout_s,
             health_check_interval=30,
+            retry=stale_connection_retry(),
         )
         celery = make_celery(settings)
         journal = Journal(

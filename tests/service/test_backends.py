@@ -3,6 +3,7 @@ results arriving by publication rather than polling."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -11,6 +12,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from contract.registry import WorkerInfo, worker_key
+from contract.tasks import QUEUE, GenerateRequest, TaskName
+from service.core.backends import Backends
 from service.main import create_app
 from tests.service.conftest import small_settings
 from tests.service.fakes import model_info
@@ -121,3 +124,34 @@ def test_sending_a_job_subscribes_nothing_beyond_the_wait(redis_server):
         client.delete("srbvae")
         app.close()
         client.close()
+
+
+def test_first_requests_after_a_redis_restart_do_not_fail_on_stale_pooled_connections(
+    tmp_path,
+):
+    """A restart leaves the API's pool full of dead sockets. Concurrent calls take one each:
+    every kind of call must reconnect rather than answer 503 (seen in the resilience test of
+    a Redis restart, on the GET that follows a subscription)."""
+
+    async def scenario(server) -> None:
+        backends = Backends.open(small_settings(redis_url=server.url, redis_timeout_s=1))
+        jobs = backends.jobs
+        payload = GenerateRequest(model="digits", z=[[0.0] * 8])
+        try:
+            job_id, _ = await jobs.submit("generate", TaskName.GENERATE, payload, 30)
+            await asyncio.gather(*(jobs.state(job_id) for _ in range(8)))  # 8+ connections
+            pooled = len(backends.redis.connection_pool._available_connections)
+            assert pooled >= 8, pooled
+            server.stop()
+            server.start()  # the append-only file brings the job back
+            states = await asyncio.gather(*(jobs.state(job_id) for _ in range(8)))
+            assert [s.state for s in states] == ["queued"] * 8
+            await asyncio.gather(*(jobs.queue_depth() for _ in range(8)))
+            await jobs.submit("generate", TaskName.GENERATE, payload, 30)
+            await jobs.ping()
+        finally:
+            await backends.close()
+
+    with running_redis(tmp_path) as server:
+        asyncio.run(scenario(server))
+        assert redis.Redis.from_url(server.url).llen(QUEUE) == 2  # each job sent once

@@ -12,6 +12,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 QUEUE = "srbvae"
+# + job id: how many times a worker started the job (worker/jobs.py); the API reports a job
+# whose key exists and that has no result yet as "running".
+DELIVERIES_PREFIX = "srbvae:deliveries:"
 MAX_BATCH = 64  # images per encode/generate call, and variations per sample call
 MAX_SEED = 2**63 - 1
 

@@ -31,12 +31,12 @@ from celery import states
 from celery.exceptions import Ignore
 
 from contract.errors import JobTimeout, TooManyDeliveries
+from contract.tasks import DELIVERIES_PREFIX
 from worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
 
 EXIT_HARD_TIMEOUT = 70  # EX_SOFTWARE: the supervisor restarts the process
-DELIVERIES_PREFIX = "srbvae:deliveries:"
 
 
 class JobTracker:

@@ -88,23 +88,25 @@ async def answer_job(
     metrics: Metrics,
     settings: Settings,
 ) -> Response:
-    # A synchronous job nobody waits for after the timeout is dropped by the worker.
-    expires = settings.result_ttl_s if run_async else settings.job_timeout_s
     start = time.perf_counter()
-    job_id, record = await jobs.submit(kind, task, payload, expires, journal=run_async)
-    metrics.jobs.labels(task, "submitted").inc()
     if run_async:
+        job_id, _ = await jobs.submit(kind, task, payload, settings.result_ttl_s, journal=True)
+        metrics.jobs.labels(task, "submitted").inc()
         url = str(request.url_for("read_job", job_id=job_id).path)
         return JSONResponse(
             JobAccepted(job_id=job_id, status_url=url).model_dump(),
             status_code=202,
             headers={"Location": url},
         )
-    try:
-        state = await jobs.wait(job_id, record, settings.job_timeout_s)
-    except ApiError as exc:
-        metrics.jobs.labels(task, "timeout" if exc.status_code == 504 else "error").inc()
-        raise
+    async with jobs.watch() as watch:
+        # A synchronous job nobody waits for after the timeout is dropped by the worker.
+        job_id, record = await jobs.submit(kind, task, payload, settings.job_timeout_s, watch=watch)
+        metrics.jobs.labels(task, "submitted").inc()
+        try:
+            state = await jobs.wait(watch, record, settings.job_timeout_s)
+        except ApiError as exc:
+            metrics.jobs.labels(task, "timeout" if exc.status_code == 504 else "error").inc()
+            raise
     metrics.job_seconds.labels(task).observe(time.perf_counter() - start)
     metrics.jobs.labels(task, state.state).inc()
     raise_for_failure(state, settings)

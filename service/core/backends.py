@@ -14,6 +14,7 @@ from service.core.config import Settings
 from service.core.jobs import JobQueue
 from service.core.journal import Journal
 from service.core.registry import WorkerRegistry
+from service.core.results import ResultListener
 
 
 def stale_connection_retry() -> Retry:
@@ -54,9 +55,13 @@ class Backends:
             confirm_s=settings.journal_confirm_s,
             sweep_s=settings.journal_sweep_s,
         )
+        listener = ResultListener(
+            redis, timeout_s=settings.redis_timeout_s, retry_after_s=settings.retry_after_s
+        )
         jobs = JobQueue(
             redis,
             celery,
+            listener,
             result_ttl_s=settings.result_ttl_s,
             max_queue_depth=settings.max_queue_depth,
             max_memory_fraction=settings.max_redis_memory_fraction,
@@ -67,5 +72,6 @@ class Backends:
         return cls(redis, jobs, registry)
 
     async def close(self) -> None:
+        await self.jobs.listener.close()
         await self.redis.aclose()
         self.jobs.celery.close()

@@ -1,10 +1,15 @@
 """Submitting jobs to the worker and awaiting their results.
 
 A job is sent by task name through Celery; its result is read straight from Celery's Redis
-result backend. Waiting subscribes to the channel that backend publishes each state on, so an
-answer leaves as soon as the worker stores it (no polling interval). The service keeps its own
-small record per job (what kind of answer it is, with a TTL) so that `GET /jobs/{id}` can tell
-an unknown id from a queued job and results expire on the service's schedule.
+result backend. A synchronous request waits on the channel that backend publishes each state
+on, through the process's one result subscription (service/core/results.py), so an answer
+leaves as soon as the worker stores it (no polling interval). The service keeps its own small
+record per job (what kind of answer it is, with a TTL) so that `GET /jobs/{id}` can tell an
+unknown id from a queued job and results expire on the service's schedule.
+
+    async with jobs.watch() as watch:                       # a synchronous request
+        job_id, record = await jobs.submit(kind, task, payload, expires_s, watch=watch)
+        state = await jobs.wait(watch, record, timeout_s)
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from celery import Celery, states
 from pydantic import BaseModel, ValidationError
@@ -23,10 +28,11 @@ from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 import contract.errors
-from contract.tasks import QUEUE, RESULTS, TaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName
 from service.core.errors import ApiError, Unavailable
 from service.core.journal import Journal
 from service.core.redis_errors import redis_errors
+from service.core.results import ResultListener, Watch
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +64,21 @@ class JobState:
     error: JobError | None = None
 
 
+@dataclass(frozen=True)
+class JobWatch:
+    """A job id not sent yet, with its result channel watched (JobQueue.watch)."""
+
+    job_id: str
+    results: Watch
+
+
 class JobQueue:
-    def __init__(self, redis: Redis, celery: Celery, *, result_ttl_s: int, max_queue_depth: int,
-                 retry_after_s: int, max_memory_fraction: float = 1.0,
-                 journal: Journal | None = None) -> None:  # fmt: skip
+    def __init__(self, redis: Redis, celery: Celery, listener: ResultListener, *,
+                 result_ttl_s: int, max_queue_depth: int, retry_after_s: int,
+                 max_memory_fraction: float = 1.0, journal: Journal | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
+        self.listener = listener
         self.result_ttl_s = result_ttl_s
         self.max_queue_depth = max_queue_depth
         self.retry_after_s = retry_after_s
@@ -90,17 +105,26 @@ class JobQueue:
         if limit and int(memory["used_memory"]) >= self.max_memory_fraction * limit:
             raise Unavailable("the job queue (Redis) is nearly full", self.retry_after_s)
 
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[JobWatch]:
+        """A fresh job id whose result channel is watched from now on, for `submit` and
+        `wait`; the channel is unwatched on leaving."""
+        job_id = str(uuid.uuid4())
+        async with self.listener.watch(self._result_key(job_id)) as results:
+            yield JobWatch(job_id, results)
+
     async def submit(
         self, kind: str, task: TaskName, payload: BaseModel, expires_s: float,
-        *, journal: bool = False,
+        *, journal: bool = False, watch: JobWatch | None = None,
     ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
         queue is too long. `expires_s`: a worker that only gets to the job later drops it
         (revoked), so a backlog is not spent on answers whose clients have gone. `journal`:
         note the job in the journal (service/core/journal.py), which sends it again should
-        the broker lose it."""
+        the broker lose it. `watch`: the job takes its id, and is sent only once its result
+        channel is subscribed (that confirmation has usually arrived by then)."""
         await self._admit()
-        job_id = str(uuid.uuid4())
+        job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())
         stored = {"kind": kind, "task": str(task), "submitted_at": record.submitted_at}
         journal = journal and self.journal is not None
@@ -110,6 +134,8 @@ class JobQueue:
             if journal:
                 self.journal.add(pipe, job_id, task, payload, expires_s)
             await pipe.execute()
+            if watch is not None:
+                await watch.results.subscribed()
             try:
                 await run_in_threadpool(
                     self.celery.send_task,
@@ -140,33 +166,32 @@ class JobQueue:
         if record is None:
             return None
         async with redis_errors(self.retry_after_s):
-            raw = await self.redis.get(self._result_key(job_id))
-        return self._state(job_id, record, raw)
+            raw, started = await self.redis.mget(
+                self._result_key(job_id), DELIVERIES_PREFIX + job_id
+            )
+        state = self._state(job_id, record, raw)
+        if state.state == "queued" and started is not None:
+            return JobState(job_id, record, "running")
+        return state
 
-    async def wait(self, job_id: str, record: JobRecord, timeout_s: float) -> JobState:
-        """Blocks until the job is finished; 504 after `timeout_s`."""
+    async def wait(self, watch: JobWatch, record: JobRecord, timeout_s: float) -> JobState:
+        """Blocks until the job sent with `watch` is finished; 504 after `timeout_s`, 503 if
+        Redis went away meanwhile. Its channel was subscribed before the job was sent, so
+        every state it stores arrives here."""
+        job_id = watch.job_id
         deadline = time.monotonic() + timeout_s
-        key = self._result_key(job_id)
-        async with redis_errors(self.retry_after_s), self.redis.pubsub() as pubsub:
-            await pubsub.subscribe(key)
-            # Read after subscribing: a result stored before then is in the key, any later
-            # one arrives as a message.
-            raw = await self.redis.get(key)
-            while True:
+        while True:
+            for raw in await watch.results.next(deadline - time.monotonic()):
                 state = self._state(job_id, record, raw)
                 if state.state in ("succeeded", "failed"):
                     return state
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ApiError(
-                        504,
-                        f"job {job_id} did not finish within {timeout_s:g} s; "
-                        f"it may still complete: GET /jobs/{job_id}",
-                        headers={"X-Job-Id": job_id},
-                    )
-                message = await _next_message(pubsub, remaining)
-                if message is not None:
-                    raw = message["data"]
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    504,
+                    f"job {job_id} did not finish within {timeout_s:g} s; "
+                    f"it may still complete: GET /jobs/{job_id}",
+                    headers={"X-Job-Id": job_id},
+                )
 
     def _result_key(self, job_id: str) -> str:
         key = self.celery.backend.get_key_for_task(job_id)
@@ -192,17 +217,6 @@ class JobQueue:
         if status in (states.STARTED, states.RETRY):
             return JobState(job_id, record, "running")
         return JobState(job_id, record, "queued")
-
-
-async def _next_message(pubsub: Any, timeout_s: float) -> dict | None:
-    """The next published message, or None once `timeout_s` passes. The timeout is passed to
-    every read: without one, the client's socket timeout would end a quiet wait as an error."""
-    deadline = time.monotonic() + timeout_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
-        if message is not None:
-            return message
-    return None
 
 
 def _job_key(job_id: str) -> str:

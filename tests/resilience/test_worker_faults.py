@@ -16,14 +16,13 @@ from celery import states
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.registry import KEY_PREFIX
-from contract.tasks import QUEUE, DebugTaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
 from tests.utils.checkpoints import pickle_weights, tamper_weights
 from tests.utils.faults import publish_pickle, succeeded_lines, wait_for
 from tests.utils.stack import running_stack
 from tests.utils.worker_process import REPO_ROOT, _alive
-from worker.jobs import DELIVERIES_PREFIX
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
 

@@ -4,6 +4,7 @@ job queue (answers at once, echoing the images it was sent) and the worker regis
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import time
 import uuid
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from contract.registry import ModelInfo, WorkerInfo
 from contract.tasks import EncodeResult, ImagesResult, TaskName
-from service.core.jobs import JobError, JobRecord, JobState
+from service.core.jobs import JobError, JobRecord, JobState, JobWatch
 
 SHA = "ab" * 32
 
@@ -62,15 +63,19 @@ class FakeJobs:
     async def ping(self) -> None:
         return None
 
-    async def submit(self, kind, task, payload, expires_s, *, journal=False):
-        job_id = str(uuid.uuid4())
+    @contextlib.asynccontextmanager
+    async def watch(self):
+        yield JobWatch(str(uuid.uuid4()), results=None)
+
+    async def submit(self, kind, task, payload, expires_s, *, journal=False, watch=None):
+        job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(kind, task, time.time())
         self.sent.append((task, payload))
         self.jobs[job_id] = (record, payload)
         return job_id, record
 
-    async def wait(self, job_id, record, timeout_s):
-        return self._state(job_id)
+    async def wait(self, watch, record, timeout_s):
+        return self._state(watch.job_id)
 
     async def state(self, job_id):
         return self._state(job_id) if job_id in self.jobs else None

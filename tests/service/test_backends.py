@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from contract.registry import WorkerInfo, worker_key
-from contract.tasks import QUEUE, GenerateRequest, TaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, GenerateRequest, TaskName
 from service.core.backends import Backends
 from service.main import create_app
 from tests.service.conftest import small_settings
@@ -155,3 +155,21 @@ def test_first_requests_after_a_redis_restart_do_not_fail_on_stale_pooled_connec
     with running_redis(tmp_path) as server:
         asyncio.run(scenario(server))
         assert redis.Redis.from_url(server.url).llen(QUEUE) == 2  # each job sent once
+
+
+def test_job_a_worker_has_started_is_running(redis_server):
+    """Workers store no STARTED state; their delivery counter says a job was started."""
+
+    async def scenario() -> None:
+        backends = Backends.open(small_settings(redis_url=redis_server.url))
+        payload = GenerateRequest(model="digits", z=[[0.0] * 8])
+        try:
+            job_id, _ = await backends.jobs.submit("generate", TaskName.GENERATE, payload, 30)
+            assert (await backends.jobs.state(job_id)).state == "queued"
+            await backends.redis.incr(DELIVERIES_PREFIX + job_id)
+            assert (await backends.jobs.state(job_id)).state == "running"
+        finally:
+            await backends.close()
+
+    asyncio.run(scenario())
+    redis.Redis.from_url(redis_server.url).delete(QUEUE)

@@ -12,11 +12,10 @@ from celery import states
 from PIL import Image
 
 from contract.errors import JobTimeout, TooManyDeliveries
-from contract.tasks import QUEUE, DebugTaskName, TaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName, TaskName
 from tests.utils.faults import publish_pickle, succeeded_lines, wait_for
 from tests.utils.worker_process import _alive, running_worker
 from tests.worker.conftest import assert_same_images, decode, random_png
-from worker.jobs import DELIVERIES_PREFIX
 
 LIMITS = dict(soft_time_limit=3, hard_time_limit=4.5, visibility_timeout=6)
 

@@ -34,7 +34,10 @@ def celery_config(s: WorkerSettings) -> dict:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,  # one reserved message per task thread
-        "task_track_started": True,  # lets the API say "running"
+        # No STARTED write before each task (a read and a write of the result key, and a
+        # publication): the API tells "running" by the job's delivery counter (worker/jobs.py).
+        "task_track_started": False,
+        "worker_disable_rate_limits": True,  # no task has one: skip the bucket per message
         "result_expires": s.result_expires,
         "result_extended": False,
         "broker_transport_options": {

@@ -13,7 +13,8 @@ from worker.base import Job, ModelTask
 from worker.runtime import get_runtime
 
 
-@app.task(name=str(DebugTaskName.SLEEP), base=ModelTask, bind=True)
+# track_started: the fault tests wait for STARTED through Celery before they strike.
+@app.task(name=str(DebugTaskName.SLEEP), base=ModelTask, bind=True, track_started=True)
 def sleep(self, job: Job, seconds: float = 1.0) -> dict:
     """Holds the device thread, as a forward pass that hangs would (past the hard limit, the
     watchdog replaces the process)."""
@@ -22,7 +23,7 @@ def sleep(self, job: Job, seconds: float = 1.0) -> dict:
     return {"slept": float(seconds)}
 
 
-@app.task(name=str(DebugTaskName.CRASH), base=ModelTask, bind=True)
+@app.task(name=str(DebugTaskName.CRASH), base=ModelTask, bind=True, track_started=True)
 def crash(self, job: Job) -> dict:
     """Dies as an out-of-memory kill would: SIGKILL, no cleanup, no acknowledgement."""
     os.kill(os.getpid(), signal.SIGKILL)

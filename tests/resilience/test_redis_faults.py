@@ -13,7 +13,7 @@ from contract.registry import read_workers
 from contract.tasks import QUEUE, DebugTaskName
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
-from tests.utils.faults import succeeded_lines, wait_for
+from tests.utils.faults import assert_all_succeeded, succeeded_lines, wait_for
 from tests.utils.stack import running_stack
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
@@ -24,11 +24,6 @@ def stack(model_dir, tmp_path_factory):
     worker = dict(WORKER, concurrency=2, stall_after=2)
     with running_stack(tmp_path_factory.mktemp("stack"), model_dir, worker=worker, api=API) as s:
         yield s
-
-
-def assert_all_succeeded(answers: dict[str, dict]) -> None:
-    failed = {j: a["error"] for j, a in answers.items() if a["status"] != "succeeded"}
-    assert not failed, failed
 
 
 def held_ids(r) -> set[str]:

@@ -12,18 +12,13 @@ from celery import states
 from contract.tasks import QUEUE, DebugTaskName
 from service.core.journal import JOURNAL_KEY
 from tests.resilience.conftest import API, WORKER
-from tests.utils.faults import wait_for
+from tests.utils.faults import assert_all_succeeded, wait_for
 from tests.utils.stack import running_stack
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
 
 HOLD_S = 4.0  # the worker is busy this long while Redis is full, so it stores nothing then
 JOB_PREFIXES = ("celery-task-meta-", "srbvae:api:job:", "srbvae:api:payload:")
-
-
-def assert_all_succeeded(answers: dict[str, dict]) -> None:
-    failed = {j: a["error"] for j, a in answers.items() if a["status"] != "succeeded"}
-    assert not failed, failed
 
 
 def job_keys(r: redis.Redis) -> list[bytes]:

@@ -20,7 +20,7 @@ from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
 from tests.utils.checkpoints import pickle_weights, tamper_weights
-from tests.utils.faults import publish_pickle, succeeded_lines, wait_for
+from tests.utils.faults import assert_all_succeeded, publish_pickle, succeeded_lines, wait_for
 from tests.utils.stack import running_stack
 from tests.utils.worker_process import REPO_ROOT, _alive
 
@@ -32,11 +32,6 @@ def stack(model_dir, tmp_path_factory):
     worker = dict(WORKER, concurrency=4, max_deliveries=2)
     with running_stack(tmp_path_factory.mktemp("stack"), model_dir, worker=worker, api=API) as s:
         yield s
-
-
-def assert_all_succeeded(answers: dict[str, dict]) -> None:
-    failed = {j: a["error"] for j, a in answers.items() if a["status"] != "succeeded"}
-    assert not failed, failed
 
 
 def test_sigkill_mid_job_reruns_each_job_once_after_the_visibility_timeout(stack):

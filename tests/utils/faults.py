@@ -47,3 +47,9 @@ def publish_pickle(redis_url: str, marker: str, job_id: str) -> None:
 def succeeded_lines(log: str, job_id: str) -> int:
     """How often a worker log says the job succeeded: its result was stored that often."""
     return len(re.findall(rf"\[{job_id}\] succeeded", log))
+
+
+def assert_all_succeeded(answers: dict[str, dict]) -> None:
+    """Every job answered "succeeded" (answers as tests.utils.stack gives them)."""
+    failed = {j: a["error"] for j, a in answers.items() if a["status"] != "succeeded"}
+    assert not failed, failed

@@ -31,9 +31,16 @@ def test_inference_export_round_trip_gives_identical_outputs(tmp_path):
         net.e_ref.normal_()
     export_inference(net, tmp_path, name="digits", data={"source": "test"}, metrics={"mae": 0.1})
     loaded, manifest = load_inference_network(tmp_path)
+    original = net.inference_state_dict()
+    restored = loaded.inference_state_dict()
+    assert original.keys() == restored.keys()
+    for key, value in original.items():
+        assert torch.equal(value, restored[key]), key  # the round trip itself is exact
+    # The outputs agree to float rounding only: in the full suite (after other tests used
+    # torch's CPU kernels) two forward passes of equal weights once differed by ~1e-4.
     x = images(4, 32)
     for a, b in zip(_outputs(net, x), _outputs(loaded, x), strict=True):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
     assert manifest["name"] == "digits"
     assert manifest["metrics"] == {"mae": 0.1}
     assert loaded.disc_xze is None  # the export carries no discriminators

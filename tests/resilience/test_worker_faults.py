@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per 
 
 @pytest.fixture(scope="module")
 def stack(model_dir, tmp_path_factory):
-    worker = dict(WORKER, concurrency=4, max_deliveries=2)
+    # The default cap (3): a job that shared a process with the poison job can die with it twice
+    # (seen once in a full CI-like run) before the rule that redelivered jobs run alone applies.
+    worker = dict(WORKER, concurrency=4, max_deliveries=3)
     with running_stack(tmp_path_factory.mktemp("stack"), model_dir, worker=worker, api=API) as s:
         yield s
 
@@ -91,7 +93,7 @@ def test_poison_job_is_given_up_and_the_jobs_around_it_are_answered(stack):
     before = [stack.submit(10 + i) for i in range(2)]
     poison = stack.sender.send_task(str(DebugTaskName.CRASH))
     after = [stack.submit(20 + i) for i in range(2)]
-    with pytest.raises(TooManyDeliveries, match="started 2 times"):
+    with pytest.raises(TooManyDeliveries, match="started 3 times"):
         poison.get(timeout=90)
     assert_all_succeeded(stack.answers(before + after, 60))
     r = stack.client()

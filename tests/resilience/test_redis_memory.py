@@ -9,7 +9,7 @@ import pytest
 import redis
 from celery import states
 
-from contract.tasks import QUEUE, DebugTaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName
 from service.core.journal import JOURNAL_KEY
 from tests.resilience.conftest import API, WORKER
 from tests.utils.faults import assert_all_succeeded, wait_for
@@ -82,7 +82,7 @@ def test_results_expire_and_memory_plateaus_over_rounds_of_jobs(model_dir, tmp_p
             jobs = [stack.submit(8 * round_ + i) for i in range(8)]
             assert_all_succeeded(stack.answers(jobs, 20))
             for job_id in jobs:  # everything a job wrote expires
-                for key in [p + job_id for p in JOB_PREFIXES] + [f"srbvae:deliveries:{job_id}"]:
+                for key in [p + job_id for p in (*JOB_PREFIXES, DELIVERIES_PREFIX)]:
                     assert r.ttl(key) != -1, key  # -2: already gone, fine
             wait_for(lambda: not job_keys(r), 20, "results or journal entries did not expire")
             memory.append(int(r.info("memory")["used_memory"]))

@@ -75,6 +75,15 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
         grad.copy_(synced)
 
 
+def any_process(ctx: Distributed, flag: bool, device: torch.device) -> bool:
+    """True on every process when `flag` is true on any: they must stop at the same step."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def barrier(ctx: Distributed) -> None:
     if ctx.enabled:
         dist.barrier()

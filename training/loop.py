@@ -4,7 +4,7 @@ A run directory holds everything a person or a later process needs:
     config.json        the resolved configuration
     metrics.jsonl      one line per log interval (losses, throughput, warnings, probe scores)
     grids/             reconstructions, samples and transfers at every grid interval
-    state/             the latest full training state (exact resume; Ctrl-C saves it)
+    state/             the latest full training state (exact resume; SIGTERM and Ctrl-C save it)
     export/            the slim inference checkpoint the worker serves
 """
 
@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,6 +36,7 @@ from training.config import TrainConfig
 from training.data import PreparedDataset
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
+from training.stopping import StopRequested, stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,16 @@ def _set_rng_state(extra: dict[str, torch.Tensor], device: torch.device) -> None
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _drop_records_after(path: Path, step: int) -> None:
+    """Keeps the metrics records up to `step`: a resumed run writes the later ones again."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
 
 
 def dataset_record(data: PreparedDataset, path: str) -> dict[str, Any]:
@@ -138,6 +150,8 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         if ctx.enabled:  # each rank saved rank 0's RNG: give every rank its own stream again
             torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
         log.info("resumed %s at step %d", run_dir, start_step)
+        if ctx.is_main:  # records a stopped process wrote after its last snapshot are redone
+            _drop_records_after(metrics_path, start_step)
     if ctx.is_main:
         log.info(
             "training %s (%s, %dx%d) on %s x%d, %s, batch %d per process, steps %d..%d",
@@ -177,62 +191,70 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         unit="step",
     )
     step = start_step
-    try:
-        while step < run.steps:
-            if run.warmup_steps:
-                scale = min(1.0, (step + 1) / run.warmup_steps)
-                for name, opt in optimizers.items():
-                    for group, lr in zip(opt.param_groups, base_lrs[name], strict=True):
-                        group["lr"] = lr * scale
-            x_u = load_batch(unlabelled.images, samplers[0].indices(step), device)
-            x_r = load_batch(reference.images, samplers[1].indices(step), device)
-            stats = step_fn(x_u, x_r)
-            step += 1
-            for k, v in stats.items():
-                sums[k] += v
-            count += 1
-            progress.update(1)
+    with stop_signals() as stop:
+        try:
+            while step < run.steps:
+                if run.warmup_steps:
+                    scale = min(1.0, (step + 1) / run.warmup_steps)
+                    for name, opt in optimizers.items():
+                        for group, lr in zip(opt.param_groups, base_lrs[name], strict=True):
+                            group["lr"] = lr * scale
+                x_u = load_batch(unlabelled.images, samplers[0].indices(step), device)
+                x_r = load_batch(reference.images, samplers[1].indices(step), device)
+                stats = step_fn(x_u, x_r)
+                step += 1
+                for k, v in stats.items():
+                    sums[k] += v
+                count += 1
+                progress.update(1)
 
-            if step % run.log_every == 0 or step == run.steps:
-                seconds = time.monotonic() - interval_start
-                means = {k: v / count for k, v in sums.items()}
-                record = {
-                    "step": step,
-                    "wall_time_seconds": round(wall_time(), 1),
-                    "images_per_second": round(
-                        count * run.batch_size * ctx.world_size / seconds, 2
-                    ),
-                    **{k: round(v, 5) for k, v in means.items()},
-                }
-                warning = monitor.update(means)
-                if warning:
-                    record["warning"] = warning
-                    log.warning("step %d: %s", step, warning)
-                if ctx.is_main:
-                    _append_jsonl(metrics_path, record)
-                    progress.set_postfix(
-                        _postfix(means, record["images_per_second"]), refresh=False
+                if step % run.log_every == 0 or step == run.steps:
+                    seconds = time.monotonic() - interval_start
+                    means = {k: v / count for k, v in sums.items()}
+                    record = {
+                        "step": step,
+                        "wall_time_seconds": round(wall_time(), 1),
+                        "images_per_second": round(
+                            count * run.batch_size * ctx.world_size / seconds, 2
+                        ),
+                        **{k: round(v, 5) for k, v in means.items()},
+                    }
+                    warning = monitor.update(means)
+                    if warning:
+                        record["warning"] = warning
+                        log.warning("step %d: %s", step, warning)
+                    if ctx.is_main:
+                        _append_jsonl(metrics_path, record)
+                        progress.set_postfix(
+                            _postfix(means, record["images_per_second"]), refresh=False
+                        )
+                    sums.clear()
+                    count, interval_start = 0, time.monotonic()
+                if step % run.snapshot_every == 0:
+                    snapshot(step)
+                if step % run.grid_every == 0:
+                    grids(step)
+                if run.time_limit_minutes and wall_time() > 60 * run.time_limit_minutes:
+                    log.info(
+                        "time limit of %.1f min reached at step %d", run.time_limit_minutes, step
                     )
-                sums.clear()
-                count, interval_start = 0, time.monotonic()
-            if step % run.snapshot_every == 0:
-                snapshot(step)
-            if step % run.grid_every == 0:
-                grids(step)
-            if run.time_limit_minutes and wall_time() > 60 * run.time_limit_minutes:
-                log.info("time limit of %.1f min reached at step %d", run.time_limit_minutes, step)
-                break
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d: saving the training state", step)
-        snapshot(step)
-        raise
-    except NonFiniteLossError as exc:
-        # The last good snapshot stays as it is; the record says where and what went wrong.
-        if ctx.is_main:
-            _append_jsonl(metrics_path, {"step": step, "error": str(exc)})
-        raise
-    finally:
-        progress.close()
+                    break
+                if distributed.any_process(ctx, stop.requested, device):
+                    raise StopRequested(stop.signum or signal.SIGTERM, step)
+        except StopRequested as exc:
+            log.warning("%s received: saving the training state at step %d", exc.name, step)
+            snapshot(step)
+            raise
+        except KeyboardInterrupt:
+            log.warning("stopped at once at step %d; the last snapshot is kept", step)
+            raise
+        except NonFiniteLossError as exc:
+            # The last good snapshot stays as it is; the record says where and what went wrong.
+            if ctx.is_main:
+                _append_jsonl(metrics_path, {"step": step, "error": str(exc)})
+            raise
+        finally:
+            progress.close()
 
     if ctx.enabled:
         distributed.assert_in_sync(net)

@@ -28,8 +28,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     from training.loop import train  # torch is imported only when training
+    from training.stopping import StopRequested
 
     command = shlex.join(["python", "-m", "training", *sys.argv[1:]])
-    run_dir = train(cfg, command=command, resume=not args.fresh)
+    try:
+        run_dir = train(cfg, command=command, resume=not args.fresh)
+    except StopRequested as exc:
+        print(f"{exc}: run the same command (without --fresh) to resume", file=sys.stderr)
+        return 128 + exc.signum
     print(f"run directory: {run_dir}\ninference checkpoint: {run_dir / 'export'}")
     return 0

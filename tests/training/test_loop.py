@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from tests.training.conftest import tiny_run
 from tests.utils.redis_server import free_port
 from training.config import load_config
 from training.loop import train
+from training.stopping import StopRequested
 
 
 def test_a_run_writes_metrics_grids_state_and_a_loadable_export(tiny_faces, tmp_path):
@@ -48,22 +51,83 @@ def test_an_interrupted_and_resumed_run_ends_exactly_where_an_uninterrupted_one_
         assert torch.equal(a[key], b[key]), key
 
 
-def test_ctrl_c_saves_the_state_at_the_last_finished_step(tiny_faces, tmp_path, monkeypatch):
+def _signal_on_call(monkeypatch, call: int, *signals: int) -> None:
+    """The patched step sends `signals` to this process during its `call`-th call, before
+    doing its work, as a signal arriving in the middle of a step would."""
     real_call = TrainStep.__call__
     calls = {"n": 0}
 
-    def interrupt_on_fourth(self, x_u, x_r):
+    def step(self, x_u, x_r):
         calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
+        if calls["n"] == call:
+            for signum in signals:
+                signal.raise_signal(signum)
         return real_call(self, x_u, x_r)
 
-    monkeypatch.setattr(TrainStep, "__call__", interrupt_on_fourth)
-    cfg = load_config(None, tiny_run(tiny_faces, tmp_path, "ctrl-c", 6, "run.snapshot_every=100"))
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(TrainStep, "__call__", step)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_finishes_the_step_saves_it_and_stops(
+    tiny_faces, tmp_path, monkeypatch, signum
+):
+    _signal_on_call(monkeypatch, 4, signum)
+    cfg = load_config(None, tiny_run(tiny_faces, tmp_path, "stop", 6, "run.snapshot_every=100"))
+    with pytest.raises(StopRequested) as stopped:
         train(cfg)
-    manifest, _ = read_checkpoint(tmp_path / "ctrl-c" / "state", "state.json")
-    assert manifest["step"] == 3
+    assert stopped.value.signum == signum and stopped.value.step == 4
+    manifest, _ = read_checkpoint(tmp_path / "stop" / "state", "state.json")
+    assert manifest["step"] == 4
+    assert not (tmp_path / "stop" / "export").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_snapshot(
+    tiny_faces, tmp_path, monkeypatch
+):
+    _signal_on_call(monkeypatch, 5, signal.SIGTERM, signal.SIGINT)
+    cfg = load_config(None, tiny_run(tiny_faces, tmp_path, "twice", 6))
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(cfg)
+    assert not isinstance(stopped.value, StopRequested)
+    manifest, _ = read_checkpoint(tmp_path / "twice" / "state", "state.json")
+    assert manifest["step"] == 3  # run.snapshot_every=3: step 5 was never finished
+
+
+def test_a_resumed_run_writes_the_records_after_its_snapshot_once(
+    tiny_faces, tmp_path, monkeypatch
+):
+    _signal_on_call(monkeypatch, 5, signal.SIGTERM, signal.SIGTERM)  # records 2, 4; state 3
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 6)))
+    monkeypatch.undo()
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 6)))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_training_command_saves_and_exits_143(tiny_faces, tmp_path):
+    """`docker stop` and `kill` send SIGTERM to the real process, started as a background
+    job is (SIGINT ignored)."""
+    args = [f"--set={a}" for a in tiny_run(tiny_faces, tmp_path, "term", 100_000)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "train", *args, "--set=run.snapshot_every=100000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    metrics = tmp_path / "term" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # ignored, as for a job started with `&`
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "run the same command" in stderr
+    manifest, _ = read_checkpoint(tmp_path / "term" / "state", "state.json")
+    assert manifest["step"] >= 4  # at least the two logged intervals (run.log_every=2)
 
 
 def test_a_nan_stops_the_run_and_is_recorded(tiny_faces, tmp_path, monkeypatch):

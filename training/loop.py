@@ -261,6 +261,8 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     snapshot(step)
     grids(step)
     if ctx.is_main:
+        # An evaluation or card of an earlier export describes other weights: not kept beside.
+        shutil.rmtree(export_dir, ignore_errors=True)
         export_inference(
             net,
             export_dir,

@@ -170,6 +170,18 @@ def test_two_processes_with_torchrun_and_gloo_train_in_sync(tiny_faces, tmp_path
     assert model.manifest["training"]["processes"] == 2
 
 
+def test_a_new_export_does_not_keep_the_previous_exports_evaluation(tiny_faces, tmp_path):
+    train(load_config(None, tiny_run(tiny_faces, tmp_path, "longer", 3)))
+    (tmp_path / "longer" / "export" / "evaluation.json").write_text("{}")
+    (tmp_path / "longer" / "export" / "MODEL_CARD.md").write_text("# of step 3")
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "longer", 6)))
+    assert sorted(p.name for p in (run_dir / "export").iterdir()) == [
+        "model.json",
+        "model.safetensors",
+    ]
+    assert load_model(run_dir / "export").manifest["training"]["step"] == 6
+
+
 def test_a_fresh_start_leaves_nothing_of_the_previous_run(tiny_faces, tmp_path):
     train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 6)))
     run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "again", 3)), resume=False)

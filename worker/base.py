@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from typing import NamedTuple
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import Ignore
 
 from contract.errors import JobError
@@ -19,9 +21,14 @@ class Job(NamedTuple):
     deadline: float  # monotonic time of the soft limit
 
 
+# The gate a job holds in its thread until Celery has stored its result (task_postrun).
+_held = threading.local()
+
+
 class ModelTask(Task):
-    """Admits the job (deliveries, already finished?) and times it; unexpected errors become
-    a JobError with a short message instead of a traceback from inside torch."""
+    """Admits the job (its place beside or apart from the others, deliveries, already
+    finished?) and times it; unexpected errors become a JobError with a short message instead
+    of a traceback from inside torch."""
 
     typing = False  # the schemas validate the payload, with clearer messages
     throws = (JobError,)  # expected failures: logged in one line, without a traceback
@@ -29,7 +36,18 @@ class ModelTask(Task):
     def __call__(self, *args, **kwargs):
         job_id = self.request.id or "local"
         rt = get_runtime()
-        with rt.jobs.admitted(job_id), rt.jobs.running(job_id) as deadline:
+        if self.request.called_directly:  # no worker, no stored result: a plain scope
+            with rt.jobs.gate(job_id):
+                return self._admitted_run(rt, job_id, args, kwargs)
+        _release_gate()  # left over only if a postrun signal was missed
+        held = contextlib.ExitStack()
+        held.enter_context(rt.jobs.gate(job_id))
+        _held.stack = held
+        return self._admitted_run(rt, job_id, args, kwargs)
+
+    def _admitted_run(self, rt, job_id: str, args, kwargs):
+        rt.jobs.admitted(job_id)
+        with rt.jobs.running(job_id) as deadline:
             try:
                 return self.run(Job(job_id, deadline), *args, **kwargs)
             except (JobError, Ignore):
@@ -37,3 +55,13 @@ class ModelTask(Task):
             except Exception as exc:
                 log.exception("job %s (%s) failed", job_id, self.name)
                 raise JobError(f"internal error in {self.name}: {type(exc).__name__}") from None
+
+
+@signals.task_postrun.connect
+def _release_gate(**_) -> None:
+    """Sent by Celery in the job's thread once its result (or failure) is stored, or when it
+    was skipped: the next job, which may be a poison job, can only now take the gate."""
+    held = getattr(_held, "stack", None)
+    if held is not None:
+        _held.stack = None
+        held.close()

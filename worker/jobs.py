@@ -75,28 +75,33 @@ class JobTracker:
 
     # --- called by each task, in its own thread --------------------------------------------
 
-    @contextlib.contextmanager
-    def admitted(self, job_id: str) -> Iterator[int]:
-        """Around a job's run: skips it if already finished, runs it alone if it was started
-        before, fails it if started too often. Yields this start's number (1 on the first)."""
+    def gate(self, job_id: str) -> contextlib.AbstractContextManager[None]:
+        """The job's place in this process: alone if it was started before (its worker died
+        under it), else beside the others. To be held until the job's result is stored
+        (worker/base.py): a job let in as soon as the previous one returned could kill the
+        process before that result is written, and the previous job would be charged a
+        delivery it did not cause."""
+        alone = self.redis.get(DELIVERIES_PREFIX + job_id) is not None
+        return self._gate.exclusive() if alone else self._gate.shared()
+
+    def admitted(self, job_id: str) -> int:
+        """Inside the gate, before a job's run: skips it if already finished, fails it if
+        started too often. Returns this start's number (1 on the first)."""
         key = DELIVERIES_PREFIX + job_id
-        alone = self.redis.get(key) is not None
-        with self._gate.exclusive() if alone else self._gate.shared():
-            raw = self.redis.get(self.result_key(job_id))
-            if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
-                log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
-                raise Ignore()
-            n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
-            if n > self.max_deliveries:
-                raise TooManyDeliveries(
-                    f"job {job_id} was started {n - 1} times and its worker died each time; "
-                    "giving up"
-                )
-            if n > 1:
-                log.warning(
-                    "job %s: delivery %d of at most %d, run alone", job_id, n, self.max_deliveries
-                )
-            yield n
+        raw = self.redis.get(self.result_key(job_id))
+        if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
+            log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
+            raise Ignore()
+        n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
+        if n > self.max_deliveries:
+            raise TooManyDeliveries(
+                f"job {job_id} was started {n - 1} times and its worker died each time; giving up"
+            )
+        if n > 1:
+            log.warning(
+                "job %s: delivery %d of at most %d, run alone", job_id, n, self.max_deliveries
+            )
+        return n
 
     @contextlib.contextmanager
     def running(self, job_id: str) -> Iterator[float]:

@@ -51,8 +51,10 @@ def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, mod
     # Killed once its prefetch is full (4 jobs reserved, the rest still queued). With room
     # left, kombu keeps a BRPOP outstanding, and a message Redis has already popped into the
     # socket of a SIGKILLed worker is lost: see docs/worker.md, "What is not covered".
+    # Counted, not just STARTED: Celery stores STARTED before the job is admitted, and a kill
+    # in between would hit a job that had not begun.
     wait_for(
-        lambda: slow.state == states.STARTED and r.hlen("unacked") >= 4,
+        lambda: r.get(DELIVERIES_PREFIX + slow.id) == b"1" and r.hlen("unacked") >= 4,
         20,
         "the worker did not start the slow job and fill its prefetch",
     )

@@ -1,0 +1,104 @@
+"""The task base class alone: a job's place in the process (its gate) is held until Celery has
+stored its result, so a poison job let in next cannot kill the process before that result is
+written. Celery's real tracer runs the tasks (eagerly, results stored in memory); the runtime
+is a fake that records when the gate is taken and released."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from types import SimpleNamespace
+
+import pytest
+from celery import Celery
+from celery.exceptions import Ignore
+
+import worker.base
+from contract.errors import JobError
+from worker.base import ModelTask
+
+
+class FakeJobs:
+    def __init__(self, events: list[str]):
+        self.events = events
+
+    @contextlib.contextmanager
+    def gate(self, job_id: str):
+        self.events.append("gate taken")
+        try:
+            yield
+        finally:
+            self.events.append("gate released")
+
+    def admitted(self, job_id: str) -> int:
+        return 1
+
+    @contextlib.contextmanager
+    def running(self, job_id: str):
+        yield time.monotonic() + 10
+
+
+@pytest.fixture
+def events(monkeypatch):
+    events: list[str] = []
+    runtime = SimpleNamespace(jobs=FakeJobs(events))
+    monkeypatch.setattr(worker.base, "get_runtime", lambda: runtime)
+    return events
+
+
+@pytest.fixture
+def app(events):
+    app = Celery("base-test", set_as_current=False)
+    app.conf.update(result_backend="cache+memory://", task_store_eager_result=True)
+    backend = app.backend
+    store = backend.store_result
+
+    def recording_store(task_id, result, state, *args, **kwargs):
+        events.append(f"stored {state}")
+        return store(task_id, result, state, *args, **kwargs)
+
+    backend.store_result = recording_store
+    return app
+
+
+def test_the_gate_is_released_only_after_the_result_is_stored(app, events):
+    @app.task(base=ModelTask, bind=True, name="base_test.ok")
+    def ok(self, job):
+        events.append("ran")
+        return {"ok": True}
+
+    assert ok.apply().get() == {"ok": True}
+    assert events == ["gate taken", "ran", "stored SUCCESS", "gate released"]
+
+
+def test_a_failed_job_keeps_the_gate_until_its_failure_is_stored(app, events):
+    @app.task(base=ModelTask, bind=True, name="base_test.fails")
+    def fails(self, job):
+        events.append("ran")
+        raise RuntimeError("boom")
+
+    result = fails.apply()
+    assert isinstance(result.result, JobError)  # an internal error, told in one line
+    assert events == ["gate taken", "ran", "stored FAILURE", "gate released"]
+
+
+def test_a_skipped_job_releases_the_gate(app, events):
+    @app.task(base=ModelTask, bind=True, name="base_test.skipped")
+    def skipped(self, job):
+        events.append("ran")
+        raise Ignore()
+
+    skipped.apply()
+    assert events == ["gate taken", "ran", "gate released"]
+    skipped.apply()  # and the next job takes it again
+    assert events.count("gate taken") == 2 and events[-1] == "gate released"
+
+
+def test_called_as_a_function_the_gate_is_a_plain_scope(app, events):
+    @app.task(base=ModelTask, bind=True, name="base_test.direct")
+    def direct(self, job):
+        events.append("ran")
+        return 1
+
+    assert direct() == 1
+    assert events == ["gate taken", "ran", "gate released"]

@@ -19,10 +19,13 @@ class StopRequested(KeyboardInterrupt):
     """The run was asked to stop and saved its state; a KeyboardInterrupt, as Ctrl-C was."""
 
     def __init__(self, signum: int, step: int):
-        self.name = signal.Signals(signum).name
-        super().__init__(f"stopped by {self.name} at step {step}; the training state is saved")
         self.signum = signum
         self.step = step
+        super().__init__(f"stopped by {self.name} at step {step}; the training state is saved")
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 class StopSignals:

@@ -36,17 +36,18 @@ class ModelTask(Task):
     def __call__(self, *args, **kwargs):
         job_id = self.request.id or "local"
         rt = get_runtime()
-        if self.request.called_directly:  # no worker, no stored result: a plain scope
-            with rt.jobs.gate(job_id):
-                return self._admitted_run(rt, job_id, args, kwargs)
-        _release_gate()  # left over only if a postrun signal was missed
+        _release_gate()  # a hold is left over only if a postrun signal was missed
+        started_before = rt.jobs.started_before(job_id)
         held = contextlib.ExitStack()
-        held.enter_context(rt.jobs.gate(job_id))
+        held.enter_context(rt.jobs.gate(alone=started_before))
+        if self.request.called_directly:  # no worker, no stored result: a plain scope
+            with held:
+                return self._admitted_run(rt, job_id, started_before, args, kwargs)
         _held.stack = held
-        return self._admitted_run(rt, job_id, args, kwargs)
+        return self._admitted_run(rt, job_id, started_before, args, kwargs)
 
-    def _admitted_run(self, rt, job_id: str, args, kwargs):
-        rt.jobs.admitted(job_id)
+    def _admitted_run(self, rt, job_id: str, started_before: bool, args, kwargs):
+        rt.jobs.admitted(job_id, started_before=started_before)
         with rt.jobs.running(job_id) as deadline:
             try:
                 return self.run(Job(job_id, deadline), *args, **kwargs)

@@ -75,23 +75,28 @@ class JobTracker:
 
     # --- called by each task, in its own thread --------------------------------------------
 
-    def gate(self, job_id: str) -> contextlib.AbstractContextManager[None]:
-        """The job's place in this process: alone if it was started before (its worker died
-        under it), else beside the others. To be held until the job's result is stored
-        (worker/base.py): a job let in as soon as the previous one returned could kill the
-        process before that result is written, and the previous job would be charged a
-        delivery it did not cause."""
-        alone = self.redis.get(DELIVERIES_PREFIX + job_id) is not None
+    def started_before(self, job_id: str) -> bool:
+        """Whether the job was started before: its worker died under it (or stored its result
+        and died before acknowledging it)."""
+        return self.redis.get(DELIVERIES_PREFIX + job_id) is not None
+
+    def gate(self, *, alone: bool) -> contextlib.AbstractContextManager[None]:
+        """The job's place in this process: alone for a job started before, else beside the
+        others. To be held until the job's result is stored (worker/base.py): a job let in as
+        soon as the previous one returned could kill the process before that result is written,
+        and the previous job would be charged a delivery it did not cause."""
         return self._gate.exclusive() if alone else self._gate.shared()
 
-    def admitted(self, job_id: str) -> int:
+    def admitted(self, job_id: str, *, started_before: bool) -> int:
         """Inside the gate, before a job's run: skips it if already finished, fails it if
-        started too often. Returns this start's number (1 on the first)."""
+        started too often. Returns this start's number (1 on the first). Only a job started
+        before can have a result (its counter outlives the result), so only its is read."""
         key = DELIVERIES_PREFIX + job_id
-        raw = self.redis.get(self.result_key(job_id))
-        if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
-            log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
-            raise Ignore()
+        if started_before:
+            raw = self.redis.get(self.result_key(job_id))
+            if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
+                log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
+                raise Ignore()
         n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
         if n > self.max_deliveries:
             raise TooManyDeliveries(

@@ -22,15 +22,18 @@ class FakeJobs:
     def __init__(self, events: list[str]):
         self.events = events
 
+    def started_before(self, job_id: str) -> bool:
+        return False
+
     @contextlib.contextmanager
-    def gate(self, job_id: str):
+    def gate(self, *, alone: bool):
         self.events.append("gate taken")
         try:
             yield
         finally:
             self.events.append("gate released")
 
-    def admitted(self, job_id: str) -> int:
+    def admitted(self, job_id: str, *, started_before: bool) -> int:
         return 1
 
     @contextlib.contextmanager

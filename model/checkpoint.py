@@ -23,8 +23,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from model import target_prior
 from model.config import ModelConfig
 from model.networks import SRbVAE
+from model.target_prior import TargetPrior
 
 FORMAT_VERSION = 1
 INFERENCE_MANIFEST = "model.json"
@@ -160,9 +162,11 @@ def export_inference(
     *,
     name: str,
     dtype: torch.dtype = torch.float32,
+    prior: TargetPrior | None = None,
     **record: Any,
 ) -> Path:
-    """The slim checkpoint the worker serves: encoders, generator and e^r.
+    """The slim checkpoint the worker serves: encoders, generator, e^r and, when given, the
+    fitted distribution `sample` draws e from (kept in float32 whatever `dtype`).
 
     `record` goes into the manifest as is (e.g. data=..., training=..., metrics=...).
     """
@@ -175,20 +179,54 @@ def export_inference(
         "dtype": str(dtype).removeprefix("torch."),
         **record,
     }
+    if prior is not None and prior.fitted_on:
+        if prior.e_dim != net.cfg.e_dim:
+            raise ValueError(f"prior has e_dim {prior.e_dim}, the model {net.cfg.e_dim}")
+        tensors.update(prior.tensors())
+        manifest["sampling"] = prior.describe()
     return write_checkpoint(directory, INFERENCE_MANIFEST, tensors, manifest)
+
+
+def load_inference(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SRbVAE, TargetPrior, dict[str, Any]]:
+    """Encoders, generator and e^r of an inference export, in float32 and eval mode, with the
+    distribution `sample` draws e from (N(0, I) when the export stores none)."""
+    manifest, tensors = read_checkpoint(path, INFERENCE_MANIFEST)
+    manifest_path = _manifest_path(path, INFERENCE_MANIFEST)
+    weights_path = manifest_path.parent / manifest["weights"]["file"]
+    cfg = _config_from(manifest, manifest_path)
+    sampling = {k: tensors.pop(k) for k in target_prior.KEYS if k in tensors}
+    try:
+        prior = TargetPrior.from_tensors(sampling, cfg.e_dim, manifest.get("sampling"))
+    except ValueError as exc:
+        raise CheckpointError(f"{weights_path}: {exc}") from exc
+    # Discriminators are not part of the export: build the inference part only.
+    net = SRbVAE(cfg, with_discriminators=False)
+    _load_into(net, tensors, weights_path)
+    return net.to(device).eval(), prior, manifest
 
 
 def load_inference_network(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[SRbVAE, dict[str, Any]]:
     """Encoders, generator and e^r of an inference export, in float32 and eval mode."""
-    manifest, tensors = read_checkpoint(path, INFERENCE_MANIFEST)
-    manifest_path = _manifest_path(path, INFERENCE_MANIFEST)
-    cfg = _config_from(manifest, manifest_path)
-    # Discriminators are not part of the export: build the inference part only.
-    net = SRbVAE(cfg, with_discriminators=False)
-    _load_into(net, tensors, manifest_path.parent / manifest["weights"]["file"])
-    return net.to(device).eval(), manifest
+    net, _, manifest = load_inference(path, device)
+    return net, manifest
+
+
+def attach_target_prior(path: str | Path, prior: TargetPrior) -> Path:
+    """Rewrites an inference export with `prior` as its sampling distribution, weights and
+    the rest of the manifest unchanged (a new SHA-256); returns the manifest path."""
+    net, _, manifest = load_inference(path)
+    directory = _manifest_path(path, INFERENCE_MANIFEST).parent
+    record = {k: v for k, v in manifest.items()
+              if k not in ("format", "format_version", "weights", "name", "model_config", "dtype",
+                           "sampling")}  # fmt: skip
+    dtype = getattr(torch, str(manifest.get("dtype", "float32")))
+    return export_inference(
+        net, directory, name=manifest["name"], dtype=dtype, prior=prior, **record
+    )
 
 
 # --- training state ---------------------------------------------------------------------------

@@ -21,8 +21,9 @@ import torch
 from PIL import Image
 
 from model import images as imageio
-from model.checkpoint import load_inference_network
+from model.checkpoint import load_inference
 from model.networks import SRbVAE
+from model.target_prior import TargetPrior
 
 LatentLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
 
@@ -30,11 +31,19 @@ LatentLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
 class ReferenceVAE:
     """A trained model ready for inference: no gradients, eval mode, one device."""
 
-    def __init__(self, net: SRbVAE, manifest: dict[str, Any], device: torch.device):
+    def __init__(
+        self,
+        net: SRbVAE,
+        manifest: dict[str, Any],
+        device: torch.device,
+        prior: TargetPrior | None = None,
+    ):
         self.net = net.eval()
         self.manifest = manifest
         self.device = device
         self.cfg = net.cfg
+        # Where `sample` draws e from: the checkpoint's fitted Gaussian, else N(0, I).
+        self.prior = prior if prior is not None else TargetPrior.standard(net.cfg.e_dim)
 
     @property
     def name(self) -> str:
@@ -98,7 +107,8 @@ class ReferenceVAE:
     def sample(
         self, image: Image.Image, n: int = 8, seed: int | None = None, temperature: float = 1.0
     ) -> list[Image.Image]:
-        """n variations of the target factors, e ~ N(0, t^2 I), for the image's fixed z.
+        """n variations of the target factors for the image's fixed z: e drawn from the
+        checkpoint's sampling distribution (`self.prior`), its spread scaled by `temperature`.
 
         The draws come from a CPU generator seeded with `seed`, so a seed gives the same
         images on any device; one batched forward pass generates all n.
@@ -110,7 +120,7 @@ class ReferenceVAE:
         seed = secrets.randbits(63) if seed is None else seed
         z, _ = self.encode([image])
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        e = torch.randn(n, self.e_dim, generator=gen) * temperature
+        e = self.prior.draw(n, gen, temperature)
         return imageio.to_pil(self.generate_tensor(z.expand(n, -1), e))
 
     def neutralize(self, image: Image.Image) -> Image.Image:
@@ -141,5 +151,5 @@ class ReferenceVAE:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ReferenceVAE:
     """Loads an inference checkpoint (its directory or its model.json); never unpickles."""
     device = torch.device(device)
-    net, manifest = load_inference_network(path, device)
-    return ReferenceVAE(net, manifest, device)
+    net, prior, manifest = load_inference(path, device)
+    return ReferenceVAE(net, manifest, device, prior)

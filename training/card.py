@@ -49,6 +49,7 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
         f"- **Training**: {training.get('step')} steps, wall time {training.get('wall_time_seconds')} s "
         f"on {training.get('device')} x{training.get('processes')}, "
         f"{'bf16 autocast' if training.get('mixed_precision') else 'fp32'}.",
+        f"- **Sampling**: `/sample` draws e from {_sampling(manifest)}.",
         f"- **Evaluation**: `python -m training evaluate --checkpoint {checkpoint}` "
         f"({result.get('seconds')} s); held-out splits only.",
         "",
@@ -60,3 +61,13 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
     card = checkpoint / "MODEL_CARD.md"
     card.write_text("\n".join(lines))
     return card
+
+
+def _sampling(manifest: dict[str, Any]) -> str:
+    images = manifest.get("sampling", {}).get("images")
+    if not images:
+        return "the prior N(0, I)"
+    return (
+        f"a Gaussian fitted to the encoded e of {images} unlabelled training images "
+        "(`python -m training fit-prior`; the prior N(0, I) leaves the data)"
+    )

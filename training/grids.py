@@ -34,7 +34,7 @@ def samples(
 ) -> Image.Image:
     x = uint8_to_tensor(images)
     z, _ = model.encode_tensor(x)
-    e = torch.randn(columns, model.e_dim, generator=torch.Generator().manual_seed(seed))
+    e = model.prior.draw(columns, torch.Generator().manual_seed(seed))  # as /sample draws e
     cells: list[Image.Image] = []
     for i in range(len(images)):
         cells += to_pil(x[i : i + 1])

@@ -15,7 +15,8 @@ DEFAULT_MODELS = REPO / "models" if (REPO / "pyproject.toml").is_file() else Pat
 EXTRA_FILES = ("MODEL_CARD.md", "evaluation.json")
 PICTURES = {
     "reconstructions": "Held-out images; G(z, e) of their posterior means; G(z, e^r), neutralised",
-    "samples": "Each row one held-out image's z, then one e ~ N(0, I) per column, shared down the column",
+    "samples": "Each row one held-out image's z, then one e per column drawn as /sample draws it "
+    "(the checkpoint's sampling distribution), shared down the column",
     "transfers": "Top row gives e (attributes), left column gives z (image); cell = G(z, e)",
 }
 

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from model.checkpoint import export_inference, load_training_state, save_training_state
-from model.inference import ReferenceVAE
+from model.inference import ReferenceVAE, load_model
 from model.networks import SRbVAE
 from model.objectives import make_objective
 from model.training_step import NonFiniteLossError, TrainStep, fastest_settings
@@ -36,6 +36,7 @@ from training.config import TrainConfig
 from training.data import PreparedDataset
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
+from training.prior import fit_target_prior
 from training.stopping import StopRequested, stop_signals
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,11 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
             metrics={},
             **record_base,
         )  # fmt: skip
-        log.info("exported %s", export_dir)
+        prior = fit_target_prior(export_dir, data)
+        if preview is not None:  # the last grids again, as served: samples from the fitted e
+            write_grids(load_model(export_dir, device), preview, grid_dir, f"{step:07d}")
+        log.info("exported %s (sampling e from a Gaussian fitted on %d images)",
+                 export_dir, prior.fitted_on)  # fmt: skip
     distributed.barrier(ctx)
     distributed.teardown(ctx)
     return run_dir

@@ -113,7 +113,7 @@ def sample(self, job: Job, *args, **kwargs) -> dict:
     z, _ = rt.encode(m, x, job.id, job.deadline)
     # The same draws as ReferenceVAE.sample: a seeded CPU generator, so any device agrees.
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    e = torch.randn(req.n, m.vae.e_dim, generator=gen) * req.temperature
+    e = m.vae.prior.draw(req.n, gen, req.temperature)
     out = rt.generate(m, z.expand(req.n, -1), e, job.id, job.deadline)
     return _images_result(m, t0, out, seed)
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,8 @@ from model.training_step import NonFiniteLossError, TrainStep
 from tests.training.conftest import tiny_run
 from tests.utils.redis_server import free_port
 from training.config import load_config
+from training.data import PreparedDataset
+from training.evaluation.features import encode_split
 from training.loop import train
 from training.stopping import StopRequested
 
@@ -32,6 +35,10 @@ def test_a_run_writes_metrics_grids_state_and_a_loadable_export(tiny_faces, tmp_
     model = load_model(run_dir / "export")
     assert model.resolution == 32 and model.manifest["training"]["step"] == 6
     assert model.manifest["data"]["source"] == "faces"
+    # /sample draws e from a Gaussian fitted to the encoded unlabelled (training) images.
+    assert model.manifest["sampling"]["images"] == 96
+    _, e = encode_split(model, np.asarray(PreparedDataset.open(tiny_faces)["unlabelled"].images))
+    np.testing.assert_allclose(model.prior.mean.numpy(), e.mean(0), atol=1e-5)
 
 
 def _weights(run_dir):

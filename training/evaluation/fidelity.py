@@ -70,13 +70,14 @@ def sample_fidelity(
     n: int = 8,
     seed: int = 0,
 ) -> dict[str, float]:
-    """n samples e ~ N(0, I) per fixed z: the target factors should spread, the common stay."""
+    """n samples per fixed z, e drawn as `/sample` draws it (the model's sampling distribution):
+    the target factors should spread, the common stay."""
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(split), min(images, len(split)), replace=False)
     z, _ = encode_split(model, np.asarray(split.images)[idx])
     gen = torch.Generator().manual_seed(seed)
-    e = torch.randn(len(idx) * n, model.e_dim, generator=gen).numpy()
+    e = model.prior.draw(len(idx) * n, gen).numpy()
     pred = oracle.predict(generate(model, np.repeat(z, n, axis=0), e))
     spread = pred["factors"].reshape(len(idx), n, -1).std(1).mean()
     out = {

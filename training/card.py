@@ -38,8 +38,13 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
     training = manifest.get("training", {})
     data = manifest.get("data", {})
     cfg = manifest["model_config"]
+    card = checkpoint / "MODEL_CARD.md"
+    old = card.read_text() if card.is_file() else ""
+    title = f"# Model card: `{manifest['name']}`"
+    if old.startswith(title):  # install's "(trained as run ...)" stays
+        title = old.splitlines()[0]
     lines = [
-        f"# Model card: `{manifest['name']}`",
+        title,
         "",
         f"- **Model**: {cfg['variant']} at {cfg['resolution']}x{cfg['resolution']}, z_dim {cfg['z_dim']}, "
         f"e_dim {cfg['e_dim']}; weights `{manifest['weights']['file']}` ({manifest.get('dtype')}), "
@@ -58,9 +63,25 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
         table,
         "",
     ]
-    card = checkpoint / "MODEL_CARD.md"
-    card.write_text("\n".join(lines))
+    card.write_text("\n".join(lines) + _kept_sections(old))
     return card
+
+
+# Sections this module writes; any other `## ` section of an existing card (pictures added at
+# install, a hand-written status) is carried over when the card is written again.
+_GENERATED = ("## Evaluation",)
+
+
+def _kept_sections(text: str) -> str:
+    kept, keep = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            keep = not line.rstrip().startswith(_GENERATED)
+        elif line.startswith("# "):
+            keep = False
+        if keep:
+            kept.append(line)
+    return ("\n" + "".join(kept)) if kept else ""
 
 
 def _sampling(manifest: dict[str, Any]) -> str:

@@ -1,0 +1,31 @@
+import torch
+
+from model.checkpoint import attach_target_prior, export_inference
+from model.networks import SRbVAE
+from model.target_prior import TargetPrior
+from tests.model.conftest import tiny_config
+from training.card import write_card
+
+
+def _result(e_average: float) -> dict:
+    features = {k: {"average": e_average} for k in ("e", "z", "all")}
+    return {"probes": {"task": "mae", "features": features}, "seconds": 1.0}
+
+
+def test_a_card_written_again_keeps_hand_written_sections_and_renews_its_own(tmp_path):
+    export_inference(SRbVAE(tiny_config()), tmp_path, name="tiny", training={"step": 5})
+    card = write_card(tmp_path, _result(0.5), "| first table |")
+    card.write_text(
+        card.read_text()
+        + "\n## Pictures\n\n![samples](samples.png)\n\n## Status (read before relying on it)\n\n"
+        "Trained on a busy machine.\n"
+    )
+    attach_target_prior(
+        tmp_path, TargetPrior.fit(torch.randn(100, 4, generator=torch.Generator().manual_seed(0)))
+    )
+    text = write_card(tmp_path, _result(0.25), "| second table |").read_text()
+    assert "| second table |" in text and "| first table |" not in text
+    assert text.count("## Evaluation") == 1 and text.count("## Status") == 1
+    assert text.index("## Evaluation") < text.index("## Pictures") < text.index("## Status")
+    assert "Trained on a busy machine." in text and "![samples](samples.png)" in text
+    assert "fitted to the encoded e of 100 unlabelled training images" in text

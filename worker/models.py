@@ -16,7 +16,7 @@ from model import CheckpointError, ReferenceVAE, load_model
 log = logging.getLogger(__name__)
 
 MANIFEST = "model.json"
-CARD_FIELDS = ("data", "training", "metrics", "dtype")
+CARD_FIELDS = ("data", "training", "metrics", "dtype", "sampling")  # sampling: how /sample draws e
 
 
 class StartupError(RuntimeError):

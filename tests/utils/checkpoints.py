@@ -12,6 +12,7 @@ import torch
 from model.checkpoint import export_inference
 from model.config import ModelConfig
 from model.networks import SRbVAE
+from model.target_prior import TargetPrior
 from tests.utils.faults import evil_pickle
 
 
@@ -21,12 +22,19 @@ def tiny_model_config(resolution: int = 32, **overrides) -> ModelConfig:
     return ModelConfig(resolution=resolution, **defaults)
 
 
-def make_checkpoint(directory: str | Path, name: str, *, seed: int = 0, **config) -> Path:
-    """Exports a randomly initialised model (e^r drawn too, so it differs from zero e)."""
+def make_checkpoint(
+    directory: str | Path, name: str, *, seed: int = 0, fitted_prior: bool = False, **config
+) -> Path:
+    """Exports a randomly initialised model (e^r drawn too, so it differs from zero e);
+    `fitted_prior`: with a sampling Gaussian far from N(0, I), as a trained export has."""
     torch.manual_seed(seed)
     net = SRbVAE(tiny_model_config(**config), with_discriminators=False)
     with torch.no_grad():
         net.e_ref.normal_()
+    prior = None
+    if fitted_prior:
+        e_dim = net.cfg.e_dim
+        prior = TargetPrior.fit(3.0 + 0.2 * torch.randn(64, e_dim))
     directory = Path(directory)
     export_inference(
         net,
@@ -35,15 +43,17 @@ def make_checkpoint(directory: str | Path, name: str, *, seed: int = 0, **config
         data={"source": "test", "description": "random weights for tests"},
         training={"command": "tests.utils.checkpoints.make_checkpoint", "step": 0},
         metrics={},
+        prior=prior,
     )
     return directory
 
 
 def make_model_dir(root: str | Path, names: tuple[str, ...] = ("digits", "faces")) -> Path:
-    """A model directory as the worker expects it: one checkpoint directory per model name."""
+    """A model directory as the worker expects it: one checkpoint directory per model name;
+    the first samples from a fitted Gaussian, the others from N(0, I)."""
     root = Path(root)
     for i, name in enumerate(names):
-        make_checkpoint(root / name, name, seed=i)
+        make_checkpoint(root / name, name, seed=i, fitted_prior=i == 0)
     return root
 
 

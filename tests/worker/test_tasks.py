@@ -10,6 +10,7 @@ from PIL import Image
 from contract.errors import InvalidPayload, UnknownModel
 from contract.registry import read_workers
 from contract.tasks import RESULTS, TaskName
+from model.target_prior import TargetPrior
 from tests.worker.conftest import (
     RESOLUTION,
     assert_same_images,
@@ -75,6 +76,24 @@ def test_sample_without_seed_reports_the_seed_it_used(client, models):
     result = run(client, TaskName.SAMPLE, model="digits", image=image, n=3)
     want = models["digits"].sample(pil(image), n=3, seed=result["seed"])
     assert_same_images(result["images"], want)
+
+
+def test_sample_draws_e_from_the_checkpoints_fitted_gaussian(client, models):
+    image = random_png(23)
+    result = run(client, TaskName.SAMPLE, model="digits", image=image, n=4, seed=5)
+    fitted = models["digits"]
+    assert fitted.prior.fitted_on == 64
+    assert_same_images(result["images"], fitted.sample(pil(image), n=4, seed=5))
+    fitted.prior, kept = TargetPrior.standard(fitted.e_dim), fitted.prior
+    try:  # the same seed under N(0, I) gives other images: the fit is what the worker used
+        standard = fitted.sample(pil(image), n=4, seed=5)
+    finally:
+        fitted.prior = kept
+    diffs = [
+        np.abs(decode(g) - np.asarray(w, np.int16)).max()
+        for g, w in zip(result["images"], standard, strict=True)
+    ]
+    assert max(diffs) > 1
 
 
 def test_sample_twice_with_one_seed_gives_the_same_images(client):
@@ -151,4 +170,5 @@ def test_worker_announces_its_models_and_limits(redis_server, worker, models):
     assert faces.variant == "srbvae"
     assert faces.checkpoint_sha256 == models["faces"].manifest["weights"]["sha256"]
     assert faces.card["data"]["source"] == "test"
+    assert info.models["digits"].card["sampling"]["images"] == 64 and "sampling" not in faces.card
     assert info.visibility_timeout == 60 > info.hard_time_limit == 30

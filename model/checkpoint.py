@@ -23,9 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from model import target_prior
 from model.config import ModelConfig
 from model.networks import SRbVAE
+from model.target_prior import KEYS as SAMPLING_KEYS
 from model.target_prior import TargetPrior
 
 FORMAT_VERSION = 1
@@ -180,11 +180,15 @@ def export_inference(
         **record,
     }
     if prior is not None and prior.fitted_on:
-        if prior.e_dim != net.cfg.e_dim:
-            raise ValueError(f"prior has e_dim {prior.e_dim}, the model {net.cfg.e_dim}")
-        tensors.update(prior.tensors())
-        manifest["sampling"] = prior.describe()
+        _add_prior(tensors, manifest, prior, net.cfg.e_dim)
     return write_checkpoint(directory, INFERENCE_MANIFEST, tensors, manifest)
+
+
+def _add_prior(tensors: dict, manifest: dict, prior: TargetPrior, e_dim: int) -> None:
+    if prior.e_dim != e_dim:
+        raise ValueError(f"prior has e_dim {prior.e_dim}, the model {e_dim}")
+    tensors.update(prior.tensors())
+    manifest["sampling"] = prior.describe()
 
 
 def load_inference(
@@ -196,7 +200,7 @@ def load_inference(
     manifest_path = _manifest_path(path, INFERENCE_MANIFEST)
     weights_path = manifest_path.parent / manifest["weights"]["file"]
     cfg = _config_from(manifest, manifest_path)
-    sampling = {k: tensors.pop(k) for k in target_prior.KEYS if k in tensors}
+    sampling = {k: tensors.pop(k) for k in SAMPLING_KEYS if k in tensors}
     try:
         prior = TargetPrior.from_tensors(sampling, cfg.e_dim, manifest.get("sampling"))
     except ValueError as exc:
@@ -207,26 +211,16 @@ def load_inference(
     return net.to(device).eval(), prior, manifest
 
 
-def load_inference_network(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[SRbVAE, dict[str, Any]]:
-    """Encoders, generator and e^r of an inference export, in float32 and eval mode."""
-    net, _, manifest = load_inference(path, device)
-    return net, manifest
-
-
 def attach_target_prior(path: str | Path, prior: TargetPrior) -> Path:
-    """Rewrites an inference export with `prior` as its sampling distribution, weights and
-    the rest of the manifest unchanged (a new SHA-256); returns the manifest path."""
-    net, _, manifest = load_inference(path)
-    directory = _manifest_path(path, INFERENCE_MANIFEST).parent
-    record = {k: v for k, v in manifest.items()
-              if k not in ("format", "format_version", "weights", "name", "model_config", "dtype",
-                           "sampling")}  # fmt: skip
-    dtype = getattr(torch, str(manifest.get("dtype", "float32")))
-    return export_inference(
-        net, directory, name=manifest["name"], dtype=dtype, prior=prior, **record
-    )
+    """Rewrites an inference export with `prior` as its sampling distribution, the weights
+    (bit for bit) and the rest of the manifest unchanged; returns the manifest path."""
+    manifest, tensors = read_checkpoint(path, INFERENCE_MANIFEST)
+    manifest_path = _manifest_path(path, INFERENCE_MANIFEST)
+    cfg = _config_from(manifest, manifest_path)
+    tensors = {k: v for k, v in tensors.items() if k not in SAMPLING_KEYS}
+    record = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "weights")}
+    _add_prior(tensors, record, prior, cfg.e_dim)
+    return write_checkpoint(manifest_path.parent, INFERENCE_MANIFEST, tensors, record)
 
 
 # --- training state ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from model.checkpoint import (
     CheckpointError,
     export_inference,
-    load_inference_network,
+    load_inference,
     load_training_state,
     save_training_state,
 )
@@ -30,7 +30,7 @@ def test_inference_export_round_trip_gives_identical_outputs(tmp_path):
     with torch.no_grad():
         net.e_ref.normal_()
     export_inference(net, tmp_path, name="digits", data={"source": "test"}, metrics={"mae": 0.1})
-    loaded, manifest = load_inference_network(tmp_path)
+    loaded, _, manifest = load_inference(tmp_path)
     original = net.inference_state_dict()
     restored = loaded.inference_state_dict()
     assert original.keys() == restored.keys()
@@ -53,7 +53,7 @@ def test_float16_export_is_half_the_size_and_close(tmp_path):
     size32 = (tmp_path / "f32" / "model.safetensors").stat().st_size
     size16 = (tmp_path / "f16" / "model.safetensors").stat().st_size
     assert size16 < 0.55 * size32
-    loaded, _ = load_inference_network(tmp_path / "f16")
+    loaded, _, _ = load_inference(tmp_path / "f16")
     x = images(2, 32)
     for a, b in zip(_outputs(net, x), _outputs(loaded, x), strict=True):
         assert torch.allclose(a, b, atol=2e-2)
@@ -64,7 +64,7 @@ def test_truncated_weights_give_an_error_naming_the_file(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=str(weights)):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
 
 
 def test_weights_that_do_not_match_the_config_give_an_error_naming_the_file(tmp_path):
@@ -74,7 +74,7 @@ def test_weights_that_do_not_match_the_config_give_an_error_naming_the_file(tmp_
     manifest["model_config"]["z_dim"] = 16
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="model.safetensors.*do not match.*shape") as err:
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
     assert str(tmp_path) in str(err.value)
 
 
@@ -89,7 +89,7 @@ def test_a_pickle_in_place_of_the_weights_is_refused_and_never_run(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(CheckpointError, match="SHA-256"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
     # Even with a manifest vouching for it, the loader only parses safetensors.
     manifest = json.loads((tmp_path / "model.json").read_text())
     from model.checkpoint import sha256_of
@@ -97,19 +97,19 @@ def test_a_pickle_in_place_of_the_weights_is_refused_and_never_run(tmp_path):
     manifest["weights"]["sha256"] = sha256_of(weights)
     (tmp_path / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
     assert not marker.exists()
 
 
 def test_missing_or_corrupt_manifest_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="manifest not found"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="model.json: not a valid JSON"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
     (tmp_path / "model.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(CheckpointError, match="not an sRb-VAE checkpoint"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
 
 
 def test_weights_file_outside_the_checkpoint_directory_is_refused(tmp_path):
@@ -118,7 +118,7 @@ def test_weights_file_outside_the_checkpoint_directory_is_refused(tmp_path):
     manifest["weights"]["file"] = "../elsewhere.safetensors"
     (tmp_path / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="invalid weights file name"):
-        load_inference_network(tmp_path)
+        load_inference(tmp_path)
 
 
 def test_training_state_resumes_exactly(tmp_path):

@@ -24,10 +24,13 @@ def test_a_few_hundred_srbvae_steps_lower_the_reconstruction_error():
     reference = discs(512, coloured=False, seed=2)
     held_out = discs(128, coloured=True, seed=3)
     net = SRbVAE(tiny_config(base_channels=8, max_channels=16, fc_dim=32))
-    step = TrainStep(make_objective(net), OptimConfig(lr=1e-3), channels_last=True)
+    # lr 1e-3 for 200 steps passed on a Xeon but plateaued above the all-black error (.227
+    # against .173) on an AMD EPYC with two threads: the path depends on the kernels' rounding.
+    # At 5e-4 for 300 steps both thread counts there ended at .124-.127.
+    step = TrainStep(make_objective(net), OptimConfig(lr=5e-4), channels_last=True)
     before = _recon_error(net, held_out)
     g = torch.Generator().manual_seed(0)
-    for _ in range(200):
+    for _ in range(300):
         iu = torch.randint(0, 512, (8,), generator=g)
         ir = torch.randint(0, 512, (8,), generator=g)
         stats = step(unlabelled[iu], reference[ir])

@@ -33,17 +33,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def dataset_for(manifest: dict, override: Path | None):
+    """The prepared dataset `override` names, else the one the checkpoint was trained on."""
+    from training.data import PreparedDataset
+
+    path = override or Path(manifest.get("data", {}).get("path", ""))
+    if not (path / "meta.json").is_file():
+        raise SystemExit(f"error: no prepared dataset at {path!s}: pass --data")
+    return PreparedDataset.open(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from model import load_model
     from training.card import write_card
-    from training.data import PreparedDataset
     from training.evaluation.evaluate import evaluate, markdown
 
     model = load_model(args.checkpoint)
-    data_path = args.data or Path(model.manifest.get("data", {}).get("path", ""))
-    if not (data_path / "meta.json").is_file():
-        raise SystemExit(f"error: no prepared dataset at {data_path!s}: pass --data")
-    data = PreparedDataset.open(data_path)
+    data = dataset_for(model.manifest, args.data)
     result = evaluate(model, data, fidelity_checks=not args.no_fidelity)
     baselines = {}
     for path in args.baseline:

@@ -25,7 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.checkpoint import export_inference, load_training_state, save_training_state
+from model.checkpoint import (
+    attach_target_prior,
+    export_inference,
+    load_training_state,
+    save_training_state,
+)
 from model.inference import ReferenceVAE, load_model
 from model.networks import SRbVAE
 from model.objectives import make_objective
@@ -274,11 +279,13 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
             metrics={},
             **record_base,
         )  # fmt: skip
-        prior = fit_target_prior(export_dir, data)
+        served = load_model(export_dir, device)
+        served.prior = fit_target_prior(served, data)
+        attach_target_prior(export_dir, served.prior)
         if preview is not None:  # the last grids again, as served: samples from the fitted e
-            write_grids(load_model(export_dir, device), preview, grid_dir, f"{step:07d}")
+            write_grids(served, preview, grid_dir, f"{step:07d}")
         log.info("exported %s (sampling e from a Gaussian fitted on %d images)",
-                 export_dir, prior.fitted_on)  # fmt: skip
+                 export_dir, served.prior.fitted_on)  # fmt: skip
     distributed.barrier(ctx)
     distributed.teardown(ctx)
     return run_dir

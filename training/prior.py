@@ -1,5 +1,5 @@
 """Fits the distribution `/sample` draws target factors from (model/target_prior.py) to a
-trained model's encoded e of unlabelled training images, and stores it in the export.
+trained model's encoded e of unlabelled training images.
 
 Training images, never the evaluation splits: the fit is part of the model, and the sample
 fidelity measured on `eval_score` must not have seen them.
@@ -7,13 +7,10 @@ fidelity measured on `eval_score` must not have seen them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from model import load_model
-from model.checkpoint import attach_target_prior
+from model.inference import ReferenceVAE
 from model.target_prior import TargetPrior
 from training.data import PreparedDataset
 from training.evaluation.features import encode_split
@@ -22,12 +19,11 @@ DEFAULT_IMAGES = 20_000  # a 32x32 model encodes them in about 10 s on 2 CPU cor
 
 
 def fit_target_prior(
-    checkpoint: str | Path, data: PreparedDataset, images: int = DEFAULT_IMAGES, seed: int = 0
+    model: ReferenceVAE, data: PreparedDataset, images: int = DEFAULT_IMAGES, seed: int = 0
 ) -> TargetPrior:
-    """Fits a Gaussian to the posterior means of e over `images` unlabelled images (a seeded
-    subset), encoded by the checkpoint's own (possibly float16-rounded) weights, and rewrites
-    the checkpoint with it. Returns the fit."""
-    model = load_model(checkpoint)
+    """A Gaussian fitted to the posterior means of e over `images` unlabelled images (a seeded
+    subset). Pass the loaded export, so the fit sees the served (possibly float16) weights;
+    `model.checkpoint.attach_target_prior` stores it."""
     split = data["unlabelled"]
     count = min(images, len(split))
     if count <= model.e_dim:
@@ -36,6 +32,4 @@ def fit_target_prior(
         )
     idx = np.sort(np.random.default_rng(seed).choice(len(split), count, replace=False))
     _, e = encode_split(model, np.asarray(split.images[idx]))
-    prior = TargetPrior.fit(torch.from_numpy(e))
-    attach_target_prior(checkpoint, prior)
-    return prior
+    return TargetPrior.fit(torch.from_numpy(e))

@@ -31,17 +31,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model import load_model
-    from training.data import PreparedDataset
+    from model.checkpoint import attach_target_prior
+    from training.evaluate_cli import dataset_for
     from training.prior import fit_target_prior
 
-    manifest = load_model(args.checkpoint).manifest
-    data_path = args.data or Path(manifest.get("data", {}).get("path", ""))
-    if not (data_path / "meta.json").is_file():
-        raise SystemExit(f"error: no prepared dataset at {data_path!s}: pass --data")
-    prior = fit_target_prior(args.checkpoint, PreparedDataset.open(data_path), args.images)
+    model = load_model(args.checkpoint)
+    data = dataset_for(model.manifest, args.data)
+    prior = fit_target_prior(model, data, args.images)
+    attach_target_prior(args.checkpoint, prior)
     spread = prior.scale_tril.pow(2).sum(1).sqrt()  # per-dimension standard deviation
     print(
-        f"fitted e ~ N(mean, L L^T) on {prior.fitted_on} images of {data_path}: "
+        f"fitted e ~ N(mean, L L^T) on {prior.fitted_on} images of {data.path}: "
         f"|mean| {prior.mean.norm():.3f}, std per dimension {spread.min():.3f} to {spread.max():.3f}"
     )
     print(f"rewrote {args.checkpoint}")

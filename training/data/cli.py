@@ -38,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     digits.set_defaults(func=_run_digits)
 
     faces = sources.add_parser("faces", help="synthetic cartoon faces with expressions")
+    faces.add_argument(
+        "--unaligned",
+        action="store_true",
+        help="vary in-plane shift and rotation (default: aligned face crops, as in paper A.3.2)",
+    )
     _add_common(faces, "faces")
     faces.set_defaults(func=_run_faces)
 
@@ -146,7 +151,12 @@ def _run_digits(args: argparse.Namespace) -> int:
 @_user_errors
 def _run_faces(args: argparse.Namespace) -> int:
     start = time.time()
-    path = build_faces(_out(args), sizes=FaceSizes().limited(args.limit), **_options(args))
+    path = build_faces(
+        _out(args),
+        sizes=FaceSizes().limited(args.limit),
+        aligned=not args.unaligned,
+        **_options(args),
+    )
     return _report(path, start)
 
 

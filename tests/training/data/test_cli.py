@@ -15,6 +15,14 @@ def test_faces_command_builds_and_prints_the_path(tmp_path, capsys):
     assert str(out.resolve()) in capsys.readouterr().out
     ds = PreparedDataset.open(out)
     assert ds.resolution == 32 and ds.meta["sizes"]["unlabelled"] == 3
+    assert ds.meta["aligned"] is True  # the paper's preprocessing is the default
+
+
+def test_faces_command_can_keep_the_pose(tmp_path):
+    out = tmp_path / "faces-posed"
+    args = ["data", "faces", "--out", str(out), "--resolution", "16", "--limit", "2", "--unaligned"]
+    assert main([*args, "--workers", "1", "--no-progress"]) == 0
+    assert PreparedDataset.open(out).meta["aligned"] is False
 
 
 def test_digits_command_reports_a_bad_mnist_file_in_one_line(tmp_path, mnist_dir, capsys):

@@ -13,13 +13,14 @@ from training.data.faces import (
     NEUTRAL,
     PROTOTYPES,
     Common,
+    align,
     expression_region,
     render_face,
     sample_common,
     sample_expression,
 )
 from training.data.faces.build import FaceJob, FaceSizes, build_faces, render_job
-from training.data.faces.factors import COMMON_NAMES, EXPRESSION_NAMES, NEUTRAL_LABEL
+from training.data.faces.factors import COMMON_NAMES, EXPRESSION_NAMES, NEUTRAL_LABEL, POSE_NAMES
 
 
 def test_sampled_factors_are_in_unit_range():
@@ -76,6 +77,38 @@ def test_render_job_depends_only_on_seed_split_and_index():
     assert not (a.image == c.image).all()
     ref = render_job(FaceJob(0, "reference", 5, 32))
     assert ref.label == NEUTRAL_LABEL and (ref.factors == NEUTRAL.to_array()).all()
+
+
+def test_alignment_removes_the_pose_and_keeps_the_person():
+    common = sample_common(np.random.default_rng(4))
+    posed = dataclasses.replace(common, shift_x=0.9, shift_y=0.1, rotation=0.95)
+    assert not (render_face(common) == render_face(posed)).all()  # the pose shows unaligned
+    assert (render_face(align(common)) == render_face(align(posed))).all()
+    kept = [n for n in COMMON_NAMES if n not in POSE_NAMES]
+    assert [getattr(align(posed), n) for n in kept] == [getattr(posed, n) for n in kept]
+
+
+def test_aligned_and_unaligned_jobs_show_the_same_people():
+    pose = [COMMON_NAMES.index(n) for n in POSE_NAMES]
+    rest = [i for i in range(len(COMMON_NAMES)) if i not in pose]
+    for index in range(5):
+        a = render_job(FaceJob(0, "unlabelled", index, 32))
+        u = render_job(FaceJob(0, "unlabelled", index, 32, aligned=False))
+        assert a.label == u.label and (a.factors == u.factors).all()
+        assert (a.common[rest] == u.common[rest]).all() and (a.common[pose] == 0.5).all()
+    # The unaligned build varies the pose, so its faces differ from the aligned ones.
+    assert not (a.image == u.image).all() and not (u.common[pose] == 0.5).all()
+
+
+def test_build_records_whether_faces_are_aligned(tmp_path):
+    sizes = FaceSizes(2, 3, 1, 1)
+    kwargs = {"resolution": 16, "sizes": sizes, "progress": False}
+    aligned = PreparedDataset.open(build_faces(tmp_path / "a", **kwargs))
+    posed = PreparedDataset.open(build_faces(tmp_path / "p", aligned=False, **kwargs))
+    assert aligned.meta["aligned"] is True and posed.meta["aligned"] is False
+    pose = [COMMON_NAMES.index(n) for n in POSE_NAMES]
+    assert (aligned["unlabelled"].common[:, pose] == 0.5).all()
+    assert (posed["unlabelled"].common[:, pose] != 0.5).any()
 
 
 def test_build_is_the_same_for_any_worker_count(tmp_path):

@@ -6,6 +6,7 @@ from training.data.faces.factors import (
     PROTOTYPES,
     Common,
     Expression,
+    align,
     sample_common,
     sample_expression,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "PROTOTYPES",
     "Common",
     "Expression",
+    "align",
     "expression_region",
     "render_face",
     "sample_common",

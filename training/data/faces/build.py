@@ -19,6 +19,7 @@ from training.data.faces.factors import (
     EXPRESSION_NAMES,
     NEUTRAL,
     NEUTRAL_LABEL,
+    align,
     sample_common,
     sample_expression,
 )
@@ -56,6 +57,7 @@ class FaceJob:
     split: str
     index: int
     resolution: int
+    aligned: bool = True
 
 
 def face_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -65,7 +67,9 @@ def face_rng(seed: int, split: str, index: int) -> np.random.Generator:
 def render_job(job: FaceJob) -> Item:
     """Reference faces are neutral with label NEUTRAL_LABEL; the others draw a class uniformly."""
     rng = face_rng(job.seed, job.split, job.index)
-    common = sample_common(rng)
+    common = sample_common(rng)  # drawn in full either way, so both builds show the same people
+    if job.aligned:
+        common = align(common)
     if job.split == "reference":
         label, expression = NEUTRAL_LABEL, NEUTRAL
     else:
@@ -79,13 +83,16 @@ def build_faces(
     out: str | Path,
     *,
     resolution: int = 64,
+    aligned: bool = True,
     seed: int = 0,
     sizes: FaceSizes = FaceSizes(),
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Render the synthetic-faces dataset into `out` (see cache.py for the layout)."""
+    """Render the synthetic-faces dataset into `out` (see cache.py for the layout). `aligned`
+    (the default, as the paper aligns its faces) renders every face at the canonical pose;
+    otherwise shift and rotation vary as common factors."""
     writer = DatasetWriter(
         out,
         resolution=resolution,
@@ -96,7 +103,7 @@ def build_faces(
     try:
         for split in SPLIT_CODES:
             n = getattr(sizes, split)
-            jobs = [FaceJob(seed, split, i, resolution) for i in range(n)]
+            jobs = [FaceJob(seed, split, i, resolution, aligned) for i in range(n)]
             items = ordered_map(render_job, jobs, workers=workers, desc=split, progress=progress)
             writer.write_split(split, items, n)
     except BaseException:
@@ -107,5 +114,6 @@ def build_faces(
         seed=seed,
         class_names=[*CLASS_NAMES, "neutral"],
         label_name="expression",
+        aligned=aligned,
         reference_factors=NEUTRAL.to_array().tolist(),
     )

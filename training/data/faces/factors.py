@@ -7,7 +7,7 @@ small jitter, so each expressive face also carries a class label.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 
 import numpy as np
 
@@ -86,6 +86,16 @@ def sample_common(rng: np.random.Generator) -> Common:
     common = dict(zip(COMMON_NAMES, values.tolist(), strict=True))
     common["hair_style"] = int(rng.integers(N_HAIR_STYLES)) / (N_HAIR_STYLES - 1)
     return Common(**common)
+
+
+POSE_NAMES = ("shift_x", "shift_y", "rotation")
+
+
+def align(common: Common) -> Common:
+    """The face as the paper's preprocessing leaves it (A.3.2: landmarks, Procrustes onto a mean
+    shape, crop), which removes in-plane shift and rotation. The renderer knows the pose, so the
+    aligned crop is the face rendered at the canonical pose; identity and scene are unchanged."""
+    return replace(common, **dict.fromkeys(POSE_NAMES, 0.5))
 
 
 def sample_expression(rng: np.random.Generator, label: int) -> Expression:

@@ -73,6 +73,11 @@ class ObjectiveConfig:
     # beta on the KL terms of Rb-VAE / VAE (beta-VAE when > 1). None: 1 for those, and 0 for
     # sRb-VAE, whose KL terms are carried by the discriminators (Eq. 6), not written out.
     kl_weight: float | None = None
+    # Rb-VAE only, not in the paper: KL(q(e|x) || p(e)) of unlabelled images weighs this many
+    # times the other KL terms. Eq. (3) lets e carry common factors (a face's background) that
+    # z must hold anyway for the reference images; a dearer e leaves them to z, and keeps for e
+    # what z cannot say. 1 is the paper.
+    e_kl_weight: float = 1.0
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
@@ -94,6 +99,8 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         if self.domain_weight < 0:
             raise ValueError("domain_weight must be >= 0")
+        if self.e_kl_weight < 0:
+            raise ValueError("e_kl_weight must be >= 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
         if self.disc_image_noise < 0:

@@ -98,7 +98,8 @@ class RbVAEObjective(Objective):
         recon_u = self._recon(
             x_u, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
         )
-        kl_u = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
+        kl_e = kl_to_standard_normal(mu_e, lv_e)
+        kl_u = kl_to_standard_normal(mu_z, lv_z) + self.cfg.e_kl_weight * kl_e
 
         mu_zr, lv_zr = net.encoder_z(x_r)
         x_r_rec = net.generator(reparameterize(mu_zr, lv_zr), net.expand_e_ref(x_r.shape[0]))
@@ -111,6 +112,7 @@ class RbVAEObjective(Objective):
             "loss/recon_x_u": recon_u.mean(),
             "loss/recon_x_r": recon_r.mean(),
             "loss/kl_u": kl_u.mean(),
+            "loss/kl_e": kl_e.mean(),
             "loss/kl_r": kl_r.mean(),
         }
         loss = self._domain_terms(loss, stats, mu_z, mu_zr)

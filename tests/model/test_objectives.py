@@ -98,6 +98,23 @@ def test_kl_weight_defaults_follow_the_variant():
     assert beta.kl_weight == 4.0
 
 
+def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
+    net = SRbVAE(tiny_config(variant="rbvae")).eval()
+    x_u, x_r = images(4, 32), images(4, 32)
+    results = {}
+    for weight in (1.0, 3.0):
+        torch.manual_seed(0)  # the same reparameterisation noise for both
+        results[weight] = make_objective(net, ObjectiveConfig(e_kl_weight=weight)).model_phase(
+            x_u, x_r
+        )
+    one, three = results[1.0].stats, results[3.0].stats
+    kl_e = one["loss/kl_e"]
+    assert kl_e > 0 and torch.allclose(three["loss/kl_e"], kl_e)
+    assert torch.allclose(three["loss/kl_u"] - one["loss/kl_u"], 2 * kl_e)
+    with pytest.raises(ValueError, match="e_kl_weight"):
+        ObjectiveConfig(e_kl_weight=-1.0)
+
+
 @pytest.mark.parametrize("variant", ["srbvae", "rbvae"])
 def test_domain_adversary_trains_its_discriminator_and_reaches_only_the_z_encoder(variant):
     net = SRbVAE(tiny_config(variant=variant), domain_adversary=True)

@@ -254,4 +254,6 @@ class SRbVAEObjective(Objective):
 def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective:
     """The objective that trains `net`'s variant."""
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
+    if cfg is not None and cfg.e_kl_weight != 1.0 and net.cfg.variant != "rbvae":
+        raise ValueError(f"e_kl_weight applies to rbvae only, not {net.cfg.variant}")
     return classes[net.cfg.variant](net, cfg)

@@ -113,6 +113,9 @@ def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
     assert torch.allclose(three["loss/kl_u"] - one["loss/kl_u"], 2 * kl_e)
     with pytest.raises(ValueError, match="e_kl_weight"):
         ObjectiveConfig(e_kl_weight=-1.0)
+    for variant in ("srbvae", "vae"):  # a weight those objectives would silently ignore
+        with pytest.raises(ValueError, match="rbvae only"):
+            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(e_kl_weight=2))
 
 
 @pytest.mark.parametrize("variant", ["srbvae", "rbvae"])

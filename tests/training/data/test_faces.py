@@ -22,6 +22,8 @@ from training.data.faces import (
 from training.data.faces.build import FaceJob, FaceSizes, build_faces, render_job
 from training.data.faces.factors import COMMON_NAMES, EXPRESSION_NAMES, NEUTRAL_LABEL, POSE_NAMES
 
+POSE = [COMMON_NAMES.index(n) for n in POSE_NAMES]  # columns of the pose in a common table
+
 
 def test_sampled_factors_are_in_unit_range():
     rng = np.random.default_rng(0)
@@ -89,15 +91,14 @@ def test_alignment_removes_the_pose_and_keeps_the_person():
 
 
 def test_aligned_and_unaligned_jobs_show_the_same_people():
-    pose = [COMMON_NAMES.index(n) for n in POSE_NAMES]
-    rest = [i for i in range(len(COMMON_NAMES)) if i not in pose]
+    rest = [i for i in range(len(COMMON_NAMES)) if i not in POSE]
     for index in range(5):
         a = render_job(FaceJob(0, "unlabelled", index, 32))
         u = render_job(FaceJob(0, "unlabelled", index, 32, aligned=False))
         assert a.label == u.label and (a.factors == u.factors).all()
-        assert (a.common[rest] == u.common[rest]).all() and (a.common[pose] == 0.5).all()
+        assert (a.common[rest] == u.common[rest]).all() and (a.common[POSE] == 0.5).all()
     # The unaligned build varies the pose, so its faces differ from the aligned ones.
-    assert not (a.image == u.image).all() and not (u.common[pose] == 0.5).all()
+    assert not (a.image == u.image).all() and not (u.common[POSE] == 0.5).all()
 
 
 def test_build_records_whether_faces_are_aligned(tmp_path):
@@ -106,9 +107,8 @@ def test_build_records_whether_faces_are_aligned(tmp_path):
     aligned = PreparedDataset.open(build_faces(tmp_path / "a", **kwargs))
     posed = PreparedDataset.open(build_faces(tmp_path / "p", aligned=False, **kwargs))
     assert aligned.meta["aligned"] is True and posed.meta["aligned"] is False
-    pose = [COMMON_NAMES.index(n) for n in POSE_NAMES]
-    assert (aligned["unlabelled"].common[:, pose] == 0.5).all()
-    assert (posed["unlabelled"].common[:, pose] != 0.5).any()
+    assert (aligned["unlabelled"].common[:, POSE] == 0.5).all()
+    assert (posed["unlabelled"].common[:, POSE] != 0.5).any()
 
 
 def test_build_is_the_same_for_any_worker_count(tmp_path):

@@ -78,6 +78,13 @@ class ObjectiveConfig:
     # z must hold anyway for the reference images; a dearer e leaves them to z, and keeps for e
     # what z cannot say. 1 is the paper.
     e_kl_weight: float = 1.0
+    # Rb-VAE only, not in the paper: weight of -log q(z_r | G(z_r, e_u)), the z of a reference
+    # image found again after the e of an unlabelled image was put on it (a transfer), with the
+    # reference image's posterior variance. Eq. (3) lets e move a common factor, such as a face's
+    # background colour, that z holds too; the z-encoder, which must read every common factor
+    # off the reference images, sees such a transfer change z and this term makes G stop. It is
+    # the paper's latent reconstruction (Fig. 3e, f) applied to swapped codes. 0 is the paper.
+    swap_weight: float = 0.0
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
@@ -101,6 +108,8 @@ class ObjectiveConfig:
             raise ValueError("domain_weight must be >= 0")
         if self.e_kl_weight < 0:
             raise ValueError("e_kl_weight must be >= 0")
+        if self.swap_weight < 0:
+            raise ValueError("swap_weight must be >= 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
         if self.disc_image_noise < 0:

@@ -18,6 +18,10 @@ from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
 
+# Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
+SWAP_MIN_VAR = 0.01
+
+
 @dataclass
 class PhaseResult:
     loss: torch.Tensor
@@ -102,12 +106,18 @@ class RbVAEObjective(Objective):
         kl_u = kl_to_standard_normal(mu_z, lv_z) + self.cfg.e_kl_weight * kl_e
 
         mu_zr, lv_zr = net.encoder_z(x_r)
-        x_r_rec = net.generator(reparameterize(mu_zr, lv_zr), net.expand_e_ref(x_r.shape[0]))
+        z_r = reparameterize(mu_zr, lv_zr)
+        x_r_rec = net.generator(z_r, net.expand_e_ref(x_r.shape[0]))
         recon_r = self._recon(x_r, x_r_rec)
         kl_r = kl_to_standard_normal(mu_zr, lv_zr)
 
         loss = recon_u.mean() + recon_r.mean() + self.kl_weight * (kl_u.mean() + kl_r.mean())
-        stats = {
+        stats = {}
+        if self.cfg.swap_weight:
+            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e)
+            loss = loss + self.cfg.swap_weight * swap.mean()
+            stats["loss/swap_z"] = swap.mean()
+        stats |= {
             "loss/total": loss,
             "loss/recon_x_u": recon_u.mean(),
             "loss/recon_x_r": recon_r.mean(),
@@ -117,6 +127,18 @@ class RbVAEObjective(Objective):
         }
         loss = self._domain_terms(loss, stats, mu_z, mu_zr)
         return PhaseResult(loss, stats, {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()})
+
+    def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
+        """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
+
+        Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
+        images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
+        do not make the first steps' gradients explode (they collapse the posterior)."""
+        n = min(z_r.shape[0], mu_e.shape[0])
+        x_swap = self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
+        mu_zs, _ = self.net.encoder_z(x_swap)
+        var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
+        return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)
 
 
 class VAEObjective(Objective):
@@ -254,6 +276,9 @@ class SRbVAEObjective(Objective):
 def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective:
     """The objective that trains `net`'s variant."""
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
-    if cfg is not None and cfg.e_kl_weight != 1.0 and net.cfg.variant != "rbvae":
-        raise ValueError(f"e_kl_weight applies to rbvae only, not {net.cfg.variant}")
+    if cfg is not None and net.cfg.variant != "rbvae":
+        if cfg.e_kl_weight != 1.0:
+            raise ValueError(f"e_kl_weight applies to rbvae only, not {net.cfg.variant}")
+        if cfg.swap_weight:
+            raise ValueError(f"swap_weight applies to rbvae only, not {net.cfg.variant}")
     return classes[net.cfg.variant](net, cfg)

@@ -7,6 +7,7 @@ from torch.distributions import Laplace, Normal, kl_divergence
 from model.config import ObjectiveConfig
 from model.networks import SRbVAE
 from model.objectives import (
+    SWAP_MIN_VAR,
     gaussian_nll,
     kl_to_standard_normal,
     laplace_nll,
@@ -116,6 +117,46 @@ def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
     for variant in ("srbvae", "vae"):  # a weight those objectives would silently ignore
         with pytest.raises(ValueError, match="rbvae only"):
             make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(e_kl_weight=2))
+
+
+def test_swap_weight_adds_the_z_of_transfers_to_the_rbvae_loss():
+    net = SRbVAE(tiny_config(variant="rbvae")).eval()
+    x_u, x_r = images(4, 32), images(4, 32)
+    results = {}
+    for weight in (0.0, 2.0):
+        torch.manual_seed(0)  # the same reparameterisation noise for both
+        results[weight] = make_objective(net, ObjectiveConfig(swap_weight=weight)).model_phase(
+            x_u, x_r
+        )
+    off, on = results[0.0], results[2.0]
+    assert "loss/swap_z" not in off.stats
+    swap = on.stats["loss/swap_z"]
+    assert swap > 0 and torch.isfinite(swap)
+    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
+    assert torch.allclose(on.loss - off.loss, 2 * swap, rtol=1e-4)
+    with pytest.raises(ValueError, match="swap_weight"):
+        ObjectiveConfig(swap_weight=-1.0)
+    for variant in ("srbvae", "vae"):
+        with pytest.raises(ValueError, match="rbvae only"):
+            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(swap_weight=1))
+
+
+def test_swap_term_reaches_the_generator_and_floors_tiny_variances():
+    net = SRbVAE(tiny_config(variant="rbvae"))
+    objective = make_objective(net, ObjectiveConfig(swap_weight=1.0))
+    z_r, mu_zr = torch.randn(3, net.cfg.z_dim), torch.randn(3, net.cfg.z_dim)
+    mu_e, lv_e = torch.randn(3, net.cfg.e_dim), torch.zeros(3, net.cfg.e_dim)
+
+    def swap(lv_zr):
+        torch.manual_seed(0)
+        return objective._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e)
+
+    tiny = swap(torch.full((3, net.cfg.z_dim), -50.0))
+    assert torch.allclose(tiny, swap(torch.full((3, net.cfg.z_dim), math.log(SWAP_MIN_VAR))))
+    assert (swap(torch.zeros(3, net.cfg.z_dim)) < tiny).all()  # a wider posterior forgives more
+    tiny.sum().backward()
+    for part in (net.generator, net.encoder_z):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 
 
 @pytest.mark.parametrize("variant", ["srbvae", "rbvae"])

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
-
+# ObjectiveConfig settings that only RbVAEObjective reads, with their paper values.
+RBVAE_ONLY_SETTINGS = {"e_kl_weight": 1.0, "swap_weight": 0.0}
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 
@@ -112,12 +113,10 @@ class RbVAEObjective(Objective):
         kl_r = kl_to_standard_normal(mu_zr, lv_zr)
 
         loss = recon_u.mean() + recon_r.mean() + self.kl_weight * (kl_u.mean() + kl_r.mean())
-        stats = {}
-        if self.cfg.swap_weight:
-            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e)
+        swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e) if self.cfg.swap_weight else None
+        if swap is not None:
             loss = loss + self.cfg.swap_weight * swap.mean()
-            stats["loss/swap_z"] = swap.mean()
-        stats |= {
+        stats = {
             "loss/total": loss,
             "loss/recon_x_u": recon_u.mean(),
             "loss/recon_x_r": recon_r.mean(),
@@ -125,6 +124,8 @@ class RbVAEObjective(Objective):
             "loss/kl_e": kl_e.mean(),
             "loss/kl_r": kl_r.mean(),
         }
+        if swap is not None:
+            stats["loss/swap_z"] = swap.mean()
         loss = self._domain_terms(loss, stats, mu_z, mu_zr)
         return PhaseResult(loss, stats, {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()})
 
@@ -276,9 +277,8 @@ class SRbVAEObjective(Objective):
 def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective:
     """The objective that trains `net`'s variant."""
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
-    if cfg is not None and net.cfg.variant != "rbvae":
-        if cfg.e_kl_weight != 1.0:
-            raise ValueError(f"e_kl_weight applies to rbvae only, not {net.cfg.variant}")
-        if cfg.swap_weight:
-            raise ValueError(f"swap_weight applies to rbvae only, not {net.cfg.variant}")
+    if cfg is not None and net.cfg.variant != "rbvae":  # settings the others would ignore
+        for name, paper_value in RBVAE_ONLY_SETTINGS.items():
+            if getattr(cfg, name) != paper_value:
+                raise ValueError(f"{name} applies to rbvae only, not {net.cfg.variant}")
     return classes[net.cfg.variant](net, cfg)

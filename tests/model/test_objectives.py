@@ -99,16 +99,24 @@ def test_kl_weight_defaults_follow_the_variant():
     assert beta.kl_weight == 4.0
 
 
-def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
+def _rbvae_phases_with_the_same_noise(*configs: ObjectiveConfig):
+    """The model phase of one Rb-VAE on one batch under each config, with the same noise."""
     net = SRbVAE(tiny_config(variant="rbvae")).eval()
     x_u, x_r = images(4, 32), images(4, 32)
-    results = {}
-    for weight in (1.0, 3.0):
-        torch.manual_seed(0)  # the same reparameterisation noise for both
-        results[weight] = make_objective(net, ObjectiveConfig(e_kl_weight=weight)).model_phase(
-            x_u, x_r
+    results = []
+    for cfg in configs:
+        torch.manual_seed(0)
+        results.append(make_objective(net, cfg).model_phase(x_u, x_r))
+    return results
+
+
+def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
+    one, three = (
+        r.stats
+        for r in _rbvae_phases_with_the_same_noise(
+            ObjectiveConfig(e_kl_weight=1.0), ObjectiveConfig(e_kl_weight=3.0)
         )
-    one, three = results[1.0].stats, results[3.0].stats
+    )
     kl_e = one["loss/kl_e"]
     assert kl_e > 0 and torch.allclose(three["loss/kl_e"], kl_e)
     assert torch.allclose(three["loss/kl_u"] - one["loss/kl_u"], 2 * kl_e)
@@ -120,15 +128,9 @@ def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
 
 
 def test_swap_weight_adds_the_z_of_transfers_to_the_rbvae_loss():
-    net = SRbVAE(tiny_config(variant="rbvae")).eval()
-    x_u, x_r = images(4, 32), images(4, 32)
-    results = {}
-    for weight in (0.0, 2.0):
-        torch.manual_seed(0)  # the same reparameterisation noise for both
-        results[weight] = make_objective(net, ObjectiveConfig(swap_weight=weight)).model_phase(
-            x_u, x_r
-        )
-    off, on = results[0.0], results[2.0]
+    off, on = _rbvae_phases_with_the_same_noise(
+        ObjectiveConfig(swap_weight=0.0), ObjectiveConfig(swap_weight=2.0)
+    )
     assert "loss/swap_z" not in off.stats
     swap = on.stats["loss/swap_z"]
     assert swap > 0 and torch.isfinite(swap)

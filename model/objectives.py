@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
-# ObjectiveConfig settings that only RbVAEObjective reads, with their paper values.
-RBVAE_ONLY_SETTINGS = {"e_kl_weight": 1.0, "swap_weight": 0.0}
+# ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
+RBVAE_ONLY_SETTINGS = ("e_kl_weight", "swap_weight")
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 
@@ -278,7 +278,8 @@ def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective
     """The objective that trains `net`'s variant."""
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
     if cfg is not None and net.cfg.variant != "rbvae":  # settings the others would ignore
-        for name, paper_value in RBVAE_ONLY_SETTINGS.items():
-            if getattr(cfg, name) != paper_value:
+        paper = ObjectiveConfig()
+        for name in RBVAE_ONLY_SETTINGS:
+            if getattr(cfg, name) != getattr(paper, name):
                 raise ValueError(f"{name} applies to rbvae only, not {net.cfg.variant}")
     return classes[net.cfg.variant](net, cfg)

@@ -85,6 +85,16 @@ class ObjectiveConfig:
     # off the reference images, sees such a transfer change z and this term makes G stop. It is
     # the paper's latent reconstruction (Fig. 3e, f) applied to swapped codes. 0 is the paper.
     swap_weight: float = 0.0
+    # Rb-VAE only, not in the paper: weight of the transfer adversary. A discriminator d_tau
+    # tells unlabelled images from transfers G(z_r, e_u) (a reference image's z under an
+    # unlabelled image's e), and G and q(e|x) learn to make transfers pass as unlabelled
+    # images. The reference images are full-size, thin and white, so a transfer can only take
+    # on the sizes and stroke widths of the unlabelled set through e: this is the pressure that
+    # moves geometric target factors out of z, which the latent adversary cannot apply (z can
+    # carry them in directions the reference set varies in too, so its marginal still matches;
+    # docs/training.md, session 8). Like domain_weight, one logistic loss per image against
+    # reconstructions summed over pixels. 0 is the paper.
+    transfer_weight: float = 0.0
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
@@ -110,6 +120,8 @@ class ObjectiveConfig:
             raise ValueError("e_kl_weight must be >= 0")
         if self.swap_weight < 0:
             raise ValueError("swap_weight must be >= 0")
+        if self.transfer_weight < 0:
+            raise ValueError("transfer_weight must be >= 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
         if self.disc_image_noise < 0:

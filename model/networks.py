@@ -125,6 +125,22 @@ class Discriminator(nn.Module):
         return self.joint(h).squeeze(1)  # (B,) logits
 
 
+class ImageDiscriminator(nn.Module):
+    """d_tau(x): logit of "x is an unlabelled image, not a transfer" (the transfer adversary)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.trunk = ConvTrunk(cfg, cfg.disc_width)
+        self.head = nn.Sequential(
+            nn.Linear(self.trunk.out_features, cfg.fc_dim),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Linear(cfg.fc_dim, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x)).squeeze(1)  # (B,) logits
+
+
 class LatentDiscriminator(nn.Module):
     """d_zeta(z): logit of "z was inferred from a reference image" (the domain adversary)."""
 
@@ -148,7 +164,12 @@ class SRbVAE(nn.Module):
     INFERENCE_PREFIXES = ("encoder_z.", "encoder_e.", "generator.", "e_ref")
 
     def __init__(
-        self, cfg: ModelConfig, *, with_discriminators: bool = True, domain_adversary: bool = False
+        self,
+        cfg: ModelConfig,
+        *,
+        with_discriminators: bool = True,
+        domain_adversary: bool = False,
+        transfer_adversary: bool = False,
     ):
         super().__init__()
         self.cfg = cfg
@@ -166,6 +187,12 @@ class SRbVAE(nn.Module):
             if domain_adversary and with_discriminators and cfg.variant != "vae"
             else None
         )  # d_zeta
+        # Only for ObjectiveConfig.transfer_weight > 0 (not in the paper; Rb-VAE only).
+        self.disc_transfer = (
+            ImageDiscriminator(cfg)
+            if transfer_adversary and with_discriminators and cfg.variant == "rbvae"
+            else None
+        )  # d_tau
 
     def model_parameters(self) -> list[nn.Parameter]:
         """theta and psi: what the encoder/generator phase updates."""
@@ -177,8 +204,8 @@ class SRbVAE(nn.Module):
         ]
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        """xi, gamma and zeta, those that exist: what the discriminator phase updates."""
-        discs = (self.disc_xze, self.disc_xz, self.disc_domain)
+        """xi, gamma, zeta and tau, those that exist: what the discriminator phase updates."""
+        discs = (self.disc_xze, self.disc_xz, self.disc_domain, self.disc_transfer)
         return [p for d in discs if d is not None for p in d.parameters()]
 
     def inference_state_dict(self) -> dict[str, torch.Tensor]:

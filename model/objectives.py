@@ -18,7 +18,7 @@ from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
 # ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
-RBVAE_ONLY_SETTINGS = ("e_kl_weight", "swap_weight")
+RBVAE_ONLY_SETTINGS = ("e_kl_weight", "swap_weight", "transfer_weight")
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 
@@ -58,7 +58,10 @@ class Objective:
         self.domain = self.cfg.domain_weight > 0
         if self.domain and net.disc_domain is None:
             raise ValueError("domain_weight > 0 needs SRbVAE(..., domain_adversary=True)")
-        self.has_discriminators = self.domain
+        self.transfer = self.cfg.transfer_weight > 0
+        if self.transfer and net.disc_transfer is None:
+            raise ValueError("transfer_weight > 0 needs SRbVAE(..., transfer_adversary=True)")
+        self.has_discriminators = self.domain or self.transfer
 
     def _domain_terms(
         self, loss: torch.Tensor, stats: dict[str, torch.Tensor], mu_z, mu_zr
@@ -81,13 +84,26 @@ class Objective:
         acc = 0.5 * ((d_zr > 0).float().mean() + (d_zu < 0).float().mean())
         return PhaseResult(loss, {"loss/d_zeta": loss, "disc/acc_zeta": acc})
 
+    def _transfer_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+        """d_tau's logistic regression: unlabelled images 1, transfers 0."""
+        d_real = self.net.disc_transfer(cache["x_u"]).float()
+        d_fake = self.net.disc_transfer(cache["x_transfer"]).float()
+        loss = 0.5 * (F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
+        # Near 0.5 is the goal: transfers look like unlabelled images.
+        acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
+        return PhaseResult(loss, {"loss/d_tau": loss, "disc/acc_tau": acc})
+
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         raise NotImplementedError
 
     def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
-        if not self.domain:
+        parts = [self._domain_discriminator(cache)] if self.domain else []
+        if self.transfer:
+            parts.append(self._transfer_discriminator(cache))
+        if not parts:
             raise NotImplementedError(f"{type(self).__name__} has no discriminators")
-        return self._domain_discriminator(cache)
+        stats = {k: v for part in parts for k, v in part.stats.items()}
+        return PhaseResult(sum(part.loss for part in parts), stats)
 
     def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         return laplace_nll(x, x_rec, self.cfg.laplace_scale)
@@ -127,7 +143,22 @@ class RbVAEObjective(Objective):
         if swap is not None:
             stats["loss/swap_z"] = swap.mean()
         loss = self._domain_terms(loss, stats, mu_z, mu_zr)
-        return PhaseResult(loss, stats, {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()})
+        cache = {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()}
+        if self.transfer:
+            x_transfer = self._transfer(z_r, mu_e, lv_e)
+            # Non-saturating: G and q(e|x) make d_tau call the transfers unlabelled images.
+            term = F.softplus(-self.net.disc_transfer(x_transfer).float()).mean()
+            loss = loss + self.cfg.transfer_weight * term
+            stats["loss/transfer"] = term
+            stats["loss/total"] = loss
+            cache.update(x_u=x_u.detach(), x_transfer=x_transfer.detach())
+        return PhaseResult(loss, stats, cache)
+
+    def _transfer(self, z_r, mu_e, lv_e) -> torch.Tensor:
+        """G(z_r, e_u): reference z under unlabelled e. z_r is detached, so that the adversary
+        acts through e and G only: the reference reconstructions alone decide z_r."""
+        n = min(z_r.shape[0], mu_e.shape[0])
+        return self.net.generator(z_r[:n].detach(), reparameterize(mu_e[:n], lv_e[:n]))
 
     def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
         """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)

@@ -183,3 +183,68 @@ def test_domain_weight_without_the_adversary_network_is_refused():
         make_objective(SRbVAE(tiny_config()), ObjectiveConfig(domain_weight=1.0))
     assert SRbVAE(tiny_config()).disc_domain is None
     assert SRbVAE(tiny_config(variant="vae"), domain_adversary=True).disc_domain is None
+
+
+def _transfer_net() -> SRbVAE:
+    return SRbVAE(tiny_config(variant="rbvae"), transfer_adversary=True)
+
+
+def test_transfer_weight_adds_the_transfer_adversary_to_the_rbvae_loss():
+    net = _transfer_net().eval()
+    x_u, x_r = images(4, 32), images(4, 32)
+    results = []
+    for weight in (0.0, 3.0):
+        torch.manual_seed(0)
+        results.append(
+            make_objective(net, ObjectiveConfig(transfer_weight=weight)).model_phase(x_u, x_r)
+        )
+    off, on = results
+    assert "loss/transfer" not in off.stats and "x_transfer" not in off.cache
+    term = on.stats["loss/transfer"]
+    assert term > 0 and torch.isfinite(term)
+    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
+    # Losses near 4e5 in float32: their spacing is 0.03.
+    assert torch.allclose(on.loss - off.loss, 3 * term, atol=0.1)
+    assert on.cache["x_transfer"].shape == x_u.shape and not on.cache["x_transfer"].requires_grad
+
+
+def test_transfer_adversary_reaches_the_generator_and_e_encoder_but_not_z():
+    net = _transfer_net()
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=10.0))
+    with _frozen(net.discriminator_parameters()):
+        term = objective.model_phase(images(4, 32), images(4, 32)).stats["loss/transfer"]
+    for part in (net.generator, net.encoder_e):
+        grads = torch.autograd.grad(term, list(part.parameters()), retain_graph=True)
+        assert any(g.abs().sum() > 0 for g in grads)
+    # z_r is detached: the reference reconstructions alone decide what z reads.
+    z_grads = torch.autograd.grad(term, list(net.encoder_z.parameters()), allow_unused=True)
+    assert all(g is None for g in z_grads)
+
+
+def test_transfer_discriminator_phase_trains_d_tau_only():
+    net = _transfer_net()
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0))
+    result = objective.model_phase(images(4, 32), images(4, 32))
+    with _frozen(net.model_parameters()):
+        d_result = objective.discriminator_phase(result.cache)
+    assert {"loss/d_tau", "disc/acc_tau"} <= set(d_result.stats)
+    d_result.loss.backward()
+    assert all(_with_grad(list(net.disc_transfer.parameters())))
+    assert all(p.grad is None for p in net.model_parameters())
+
+
+def test_transfer_weight_is_validated_and_refused_where_it_would_be_ignored():
+    with pytest.raises(ValueError, match="transfer_weight"):
+        ObjectiveConfig(transfer_weight=-1.0)
+    with pytest.raises(ValueError, match="transfer_adversary"):
+        make_objective(SRbVAE(tiny_config(variant="rbvae")), ObjectiveConfig(transfer_weight=1))
+    for variant in ("srbvae", "vae"):
+        assert SRbVAE(tiny_config(variant=variant), transfer_adversary=True).disc_transfer is None
+        with pytest.raises(ValueError, match="rbvae only"):
+            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(transfer_weight=1))
+    assert (
+        SRbVAE(
+            tiny_config(variant="rbvae"), with_discriminators=False, transfer_adversary=True
+        ).disc_transfer
+        is None
+    )

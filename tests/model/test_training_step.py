@@ -90,3 +90,36 @@ def test_the_domain_adversary_learns_to_tell_the_sets_apart_from_a_z_that_carrie
         d_result.stats["loss/d_zeta"].backward()
         opt.step()
     assert d_result.stats["disc/acc_zeta"] > 0.8, d_result.stats
+
+
+def test_the_transfer_adversary_learns_to_tell_coloured_images_from_white_transfers():
+    # Stand-in transfers that kept the reference images' white instead of taking on the
+    # unlabelled colours: d_tau must learn to tell them from the unlabelled images.
+    torch.manual_seed(0)
+    net = SRbVAE(tiny_config(variant="rbvae", fc_dim=32), transfer_adversary=True)
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0))
+    cache = {
+        "x_u": discs(64, coloured=True, seed=1),
+        "x_transfer": discs(64, coloured=False, seed=2),
+    }
+    opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
+    for _ in range(100):
+        d_result = objective.discriminator_phase(cache)
+        opt.zero_grad()
+        d_result.loss.backward()
+        opt.step()
+    assert d_result.stats["disc/acc_tau"] > 0.8, d_result.stats
+
+
+def test_one_step_with_both_adversaries_changes_every_trained_parameter():
+    net = SRbVAE(tiny_config(variant="rbvae"), domain_adversary=True, transfer_adversary=True)
+    objective = make_objective(net, ObjectiveConfig(domain_weight=10.0, transfer_weight=10.0))
+    step = TrainStep(objective, mixed_precision=True, channels_last=True)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    stats = step(images(4, 32), images(4, 32))
+    assert {"loss/transfer", "loss/domain", "disc/acc_tau", "disc/acc_zeta"} <= set(stats)
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    # d_tau's output bias gets mean sigmoid(d(transfer)) - mean sigmoid(-d(unlabelled)) as its
+    # gradient, which can round to zero in bf16 while both logits are still alike.
+    assert set(before) - changed <= {"disc_transfer.head.2.bias"}
+    assert any(k.startswith("disc_transfer.trunk") for k in changed)

@@ -18,3 +18,15 @@ def test_a_blind_discriminator_is_reported():
 
 def test_variants_without_discriminators_are_never_reported():
     assert CollapseMonitor(patience=1).update({"loss/kl": 1.0}) is None
+
+
+def test_the_transfer_adversary_is_reported_when_it_wins_but_not_at_chance():
+    monitor = CollapseMonitor(patience=2)
+    monitor.update({"disc/acc_tau": 1.0})
+    assert "collapsed" in monitor.update({"disc/acc_tau": 1.0})
+    at_chance = CollapseMonitor(patience=1)
+    assert at_chance.update({"disc/acc_tau": 0.5, "loss/domain": 0.7}) is None
+    # The estimators at chance are still reported beside it.
+    assert "chance" in at_chance.update(
+        {"disc/acc_xi": 0.5, "disc/acc_gamma": 0.5, "disc/acc_tau": 0.6}
+    )

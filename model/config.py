@@ -89,11 +89,11 @@ class ObjectiveConfig:
     # tells unlabelled images from transfers G(z_r, e_u) (a reference image's z under an
     # unlabelled image's e), and G and q(e|x) learn to make transfers pass as unlabelled
     # images. The reference images are full-size, thin and white, so a transfer can only take
-    # on the sizes and stroke widths of the unlabelled set through e: this is the pressure that
-    # moves geometric target factors out of z, which the latent adversary cannot apply (z can
-    # carry them in directions the reference set varies in too, so its marginal still matches;
-    # docs/training.md, session 8). Like domain_weight, one logistic loss per image against
-    # reconstructions summed over pixels. 0 is the paper.
+    # on the sizes and stroke widths of the unlabelled set through e: pressure on geometric
+    # target factors to leave z, which the latent adversary does not apply (it judges only the
+    # marginal of z). Like domain_weight, one logistic loss per image against reconstructions
+    # summed over pixels. At 1,000 on digits it did not move stroke width into e in 5,000
+    # steps (docs/training.md, session 8). 0 is the paper.
     transfer_weight: float = 0.0
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.

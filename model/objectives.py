@@ -145,7 +145,9 @@ class RbVAEObjective(Objective):
         loss = self._domain_terms(loss, stats, mu_z, mu_zr)
         cache = {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()}
         if self.transfer:
-            x_transfer = self._transfer(z_r, mu_e, lv_e)
+            # z_r detached: the adversary acts through e and G; the reference reconstructions
+            # alone decide z_r.
+            x_transfer = self._transfers(z_r.detach(), mu_e, lv_e)
             # Non-saturating: G and q(e|x) make d_tau call the transfers unlabelled images.
             term = F.softplus(-self.net.disc_transfer(x_transfer).float()).mean()
             loss = loss + self.cfg.transfer_weight * term
@@ -154,11 +156,10 @@ class RbVAEObjective(Objective):
             cache.update(x_u=x_u.detach(), x_transfer=x_transfer.detach())
         return PhaseResult(loss, stats, cache)
 
-    def _transfer(self, z_r, mu_e, lv_e) -> torch.Tensor:
-        """G(z_r, e_u): reference z under unlabelled e. z_r is detached, so that the adversary
-        acts through e and G only: the reference reconstructions alone decide z_r."""
+    def _transfers(self, z_r, mu_e, lv_e) -> torch.Tensor:
+        """G(z_r, e_u): reference z under unlabelled e, as many pairs as the smaller batch."""
         n = min(z_r.shape[0], mu_e.shape[0])
-        return self.net.generator(z_r[:n].detach(), reparameterize(mu_e[:n], lv_e[:n]))
+        return self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
 
     def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
         """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
@@ -166,8 +167,8 @@ class RbVAEObjective(Objective):
         Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
         images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
         do not make the first steps' gradients explode (they collapse the posterior)."""
-        n = min(z_r.shape[0], mu_e.shape[0])
-        x_swap = self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
+        x_swap = self._transfers(z_r, mu_e, lv_e)
+        n = x_swap.shape[0]
         mu_zs, _ = self.net.encoder_z(x_swap)
         var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
         return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)

@@ -58,6 +58,15 @@ def test_an_interrupted_and_resumed_run_ends_exactly_where_an_uninterrupted_one_
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """Ctrl-C as a terminal delivers it, however pytest was started: a run started in the
+    background (`&`, nohup) inherits an ignored SIGINT, which the loop keeps ignoring."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _signal_on_call(monkeypatch, call: int, *signals: int) -> None:
     """The patched step sends `signals` to this process during its `call`-th call, before
     doing its work, as a signal arriving in the middle of a step would."""
@@ -75,6 +84,7 @@ def _signal_on_call(monkeypatch, call: int, *signals: int) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_a_stop_signal_finishes_the_step_saves_it_and_stops(
     tiny_faces, tmp_path, monkeypatch, signum
 ):
@@ -89,6 +99,7 @@ def test_a_stop_signal_finishes_the_step_saves_it_and_stops(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_a_second_signal_stops_at_once_and_keeps_the_last_snapshot(
     tiny_faces, tmp_path, monkeypatch
 ):

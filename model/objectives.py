@@ -42,6 +42,16 @@ def gaussian_nll(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tor
     return 0.5 * (logvar + (v.float() - mu).pow(2) * torch.exp(-logvar)).sum(1)
 
 
+def logistic_regression(
+    d_pos: torch.Tensor, d_neg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A discriminator's loss with the logits `d_pos` labelled 1 and `d_neg` 0, and its
+    accuracy (0.5: it cannot tell them apart)."""
+    loss = 0.5 * (F.softplus(-d_pos).mean() + F.softplus(d_neg).mean())
+    acc = 0.5 * ((d_pos > 0).float().mean() + (d_neg < 0).float().mean())
+    return loss, acc
+
+
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)). (B,)"""
     mu, logvar = mu.float(), logvar.float()
@@ -79,18 +89,16 @@ class Objective:
     def _domain_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_zeta's logistic regression: reference z 1, unlabelled z 0."""
         d_zu, d_zr = self.net.disc_domain(cache["mu_z"]), self.net.disc_domain(cache["mu_zr"])
-        loss = 0.5 * (F.softplus(d_zu).mean() + F.softplus(-d_zr).mean())
-        # Near 0.5 is the goal: z no longer tells which set an image came from.
-        acc = 0.5 * ((d_zr > 0).float().mean() + (d_zu < 0).float().mean())
+        # Accuracy near 0.5 is the goal: z no longer tells which set an image came from.
+        loss, acc = logistic_regression(d_zr, d_zu)
         return PhaseResult(loss, {"loss/d_zeta": loss, "disc/acc_zeta": acc})
 
     def _transfer_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_tau's logistic regression: unlabelled images 1, transfers 0."""
         d_real = self.net.disc_transfer(cache["x_u"]).float()
         d_fake = self.net.disc_transfer(cache["x_transfer"]).float()
-        loss = 0.5 * (F.softplus(-d_real).mean() + F.softplus(d_fake).mean())
-        # Near 0.5 is the goal: transfers look like unlabelled images.
-        acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
+        # Accuracy near 0.5 is the goal: transfers look like unlabelled images.
+        loss, acc = logistic_regression(d_real, d_fake)
         return PhaseResult(loss, {"loss/d_tau": loss, "disc/acc_tau": acc})
 
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
@@ -287,15 +295,15 @@ class SRbVAEObjective(Objective):
         d_p_u = net.disc_xze(noisy(c["x_hat"]), c["z_hat"], c["e_hat"]).float()
         d_q_r = net.disc_xz(noisy(c["x_r"]), c["z_r"]).float()
         d_p_r = net.disc_xz(noisy(c["x_hat_r"]), c["z_hat_r"]).float()
-        loss_xi = 0.5 * (F.softplus(-d_q_u).mean() + F.softplus(d_p_u).mean())
-        loss_gamma = 0.5 * (F.softplus(-d_q_r).mean() + F.softplus(d_p_r).mean())
+        loss_xi, acc_xi = logistic_regression(d_q_u, d_p_u)
+        loss_gamma, acc_gamma = logistic_regression(d_q_r, d_p_r)
         loss = loss_xi + loss_gamma
         stats = {
             "loss/d_xi": loss_xi,
             "loss/d_gamma": loss_gamma,
             # Accuracy near 1.0 for long means the discriminators won (the model gets no signal).
-            "disc/acc_xi": 0.5 * ((d_q_u > 0).float().mean() + (d_p_u < 0).float().mean()),
-            "disc/acc_gamma": 0.5 * ((d_q_r > 0).float().mean() + (d_p_r < 0).float().mean()),
+            "disc/acc_xi": acc_xi,
+            "disc/acc_gamma": acc_gamma,
             "disc/logit_q_u": d_q_u.mean(),
             "disc/logit_p_u": d_p_u.mean(),
         }

@@ -22,10 +22,11 @@ class CollapseMonitor:
 
     def update(self, means: dict[str, float]) -> str | None:
         estimators = [means[k] for k in self.ESTIMATORS if k in means]
-        accs = estimators + [means[k] for k in self.ADVERSARIES if k in means]
+        adversaries = [means[k] for k in self.ADVERSARIES if k in means]
+        accs = estimators + adversaries
         if not accs:
             return None
-        won = any(a >= self.WIN_ACCURACY for a in accs[len(estimators) :]) or (
+        won = any(a >= self.WIN_ACCURACY for a in adversaries) or (
             bool(estimators) and min(estimators) >= self.WIN_ACCURACY
         )
         self.won = self.won + 1 if won else 0

@@ -1,12 +1,22 @@
-"""How workers announce the models they hold, so the API can answer /models and /readyz.
+"""The worker registry: how workers announce the models they hold, so the API can answer
+/models and /readyz.
 
 Each worker process writes one JSON document under `worker_key(worker_id)` with a TTL and
-refreshes it while it runs; a key that expires means a worker that is gone.
+refreshes it while it runs; a key that expires means a worker that is gone. Readers SCAN for
+`worker_pattern()`, MGET the keys and hand the values to `parse_workers`:
+
+    keys = list(client.scan_iter(match=worker_pattern(), count=100))
+    workers = parse_workers(client.mget(keys) if keys else [])
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import logging
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "srbvae:worker:"
 HEARTBEAT_SECONDS = 5
@@ -15,6 +25,12 @@ TTL_SECONDS = 3 * HEARTBEAT_SECONDS
 
 def worker_key(worker_id: str) -> str:
     return f"{KEY_PREFIX}{worker_id}"
+
+
+def worker_pattern(name: str = "*") -> str:
+    """The SCAN pattern of every process of the worker `name` (every worker by default):
+    worker ids are `<name>.<pid>`."""
+    return f"{KEY_PREFIX}*" if name == "*" else f"{KEY_PREFIX}{name}.*"
 
 
 class ModelInfo(BaseModel):
@@ -38,7 +54,7 @@ class WorkerInfo(BaseModel):
     started_at: float
     heartbeat_at: float
     consuming: bool = True  # False when the worker detected it stopped consuming its queue
-    # What the worker runs with, as in force (issue 8 asserts them on a running worker).
+    # What the worker runs with, as in force.
     queue: str | None = None
     pool: str | None = None
     concurrency: int | None = None  # jobs in flight at once
@@ -49,16 +65,16 @@ class WorkerInfo(BaseModel):
     max_deliveries: int | None = None  # starts before a job fails with TooManyDeliveries
 
 
-def read_workers(client) -> list[WorkerInfo]:
-    """Every live worker's announcement. `client` is a redis-py client (sync); entries that
-    do not parse (another version of the contract) are skipped."""
-    keys = sorted(client.scan_iter(match=f"{KEY_PREFIX}*", count=100))
+def parse_workers(values: Iterable[bytes | str | None]) -> list[WorkerInfo]:
+    """Registry values (as MGET returns them) -> the live workers' announcements. A None (a key
+    that expired between SCAN and MGET) is skipped, and so is an entry that does not parse
+    (another version of the contract), with a warning."""
     workers = []
-    for raw in client.mget(keys) if keys else []:
-        if raw is None:  # expired between SCAN and MGET
+    for raw in values:
+        if raw is None:
             continue
         try:
             workers.append(WorkerInfo.model_validate_json(raw))
-        except ValueError:
-            continue
+        except ValidationError:
+            log.warning("ignoring a malformed worker registry entry: %.200r", raw)
     return workers

@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 QUEUE = "srbvae"
-# + job id: how many times a worker started the job (worker/jobs.py); the API reports a job
+# + job id: how many times a worker started the job (worker/tracker.py); the API reports a job
 # whose key exists and that has no result yet as "running".
 DELIVERIES_PREFIX = "srbvae:deliveries:"
 MAX_BATCH = 64  # images per encode/generate call, and variations per sample call
@@ -26,13 +26,6 @@ class TaskName(StrEnum):
     SAMPLE = "srbvae.sample"
     NEUTRALIZE = "srbvae.neutralize"
     INTERPOLATE = "srbvae.interpolate"
-
-
-class DebugTaskName(StrEnum):
-    """Registered only when the worker runs with SRBVAE_WORKER_DEBUG_TASKS=1 (fault tests)."""
-
-    SLEEP = "srbvae.debug.sleep"  # kwargs: seconds; holds the device thread that long
-    CRASH = "srbvae.debug.crash"  # no kwargs; SIGKILLs its own worker process (an OOM kill)
 
 
 PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]

@@ -11,14 +11,13 @@ import sys
 
 import redis
 
-from contract.registry import KEY_PREFIX, WorkerInfo
+from contract.registry import parse_workers, worker_pattern
 
 name = os.environ.get("SRBVAE_WORKER_NAME") or socket.gethostname()
 url = os.environ.get("SRBVAE_WORKER_REDIS_URL", "redis://127.0.0.1:6379/0")
 client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
-for key in client.scan_iter(match=f"{KEY_PREFIX}{name}.*"):
-    raw = client.get(key)
-    if raw is not None and WorkerInfo.model_validate_json(raw).consuming:
-        sys.exit(0)
+keys = list(client.scan_iter(match=worker_pattern(name), count=100))
+if any(w.consuming for w in parse_workers(client.mget(keys) if keys else [])):
+    sys.exit(0)
 print(f"no consuming worker {name}.* in the registry at {url.split('@')[-1]}", file=sys.stderr)
 sys.exit(1)

@@ -6,7 +6,10 @@
     out = m.transfer(image, attributes)      # G(z of image, e of attributes)
     variations = m.sample(image, n=8, seed=0)
 
-Used by the worker, the evaluation and notebooks alike.
+Used by the worker, the evaluation and notebooks alike. The edits themselves are written once,
+as functions from posterior means to the latents to generate (`transfer_latents`, ...): the
+methods below run them around one encode and one generate, and the worker runs the same
+functions around its batched encode and generate.
 """
 
 from __future__ import annotations
@@ -26,6 +29,37 @@ from model.networks import SRbVAE
 from model.target_prior import TargetPrior
 
 LatentLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
+Latents = tuple[torch.Tensor, torch.Tensor | None]  # z (B, z_dim), e (B, e_dim) or None for e^r
+
+
+# --- the edits: posterior means in, latents to generate out ----------------------------------
+
+
+def transfer_latents(z: torch.Tensor, e: torch.Tensor, strength: float = 1.0) -> Latents:
+    """z, e of [image, attributes], (2, .) -> the image's z with e moved `strength` of the way
+    from the image's own e (0) to the attributes image's (1); (1, .) each."""
+    return z[:1], torch.lerp(e[:1], e[1:], strength)  # exact at both ends
+
+
+def sample_latents(
+    z: torch.Tensor, prior: TargetPrior, n: int, seed: int, temperature: float = 1.0
+) -> Latents:
+    """z of one image, (1, z_dim) -> that z n times, with n draws of e from `prior`. The draws
+    come from a CPU generator seeded with `seed`, so a seed gives the same e on any device."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return z.expand(n, -1), prior.draw(n, gen, temperature)
+
+
+def neutral_latents(z: torch.Tensor) -> Latents:
+    """z of the images -> the same z with the reference e^r (a neutral face, a plain digit)."""
+    return z, None
+
+
+def interpolate_latents(z: torch.Tensor, e: torch.Tensor, steps: int) -> Latents:
+    """z, e of [a, b], (2, .) -> a's z `steps` times, e moving linearly from a's to b's (both
+    ends included)."""
+    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
+    return z[:1].expand(steps, -1), torch.lerp(e[:1].expand(steps, -1), e[1:].expand(steps, -1), t)
 
 
 class ReferenceVAE:
@@ -101,8 +135,7 @@ class ReferenceVAE:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         z, e = self.encode([image, attributes])
-        e_mix = torch.lerp(e[:1], e[1:], strength)  # exact at both ends
-        return imageio.to_pil(self.generate_tensor(z[:1], e_mix))[0]
+        return imageio.to_pil(self.generate_tensor(*transfer_latents(z, e, strength)))[0]
 
     def sample(
         self, image: Image.Image, n: int = 8, seed: int | None = None, temperature: float = 1.0
@@ -119,23 +152,20 @@ class ReferenceVAE:
             raise ValueError(f"temperature must be positive, got {temperature}")
         seed = secrets.randbits(63) if seed is None else seed
         z, _ = self.encode([image])
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        e = self.prior.draw(n, gen, temperature)
-        return imageio.to_pil(self.generate_tensor(z.expand(n, -1), e))
+        latents = sample_latents(z, self.prior, n, seed, temperature)
+        return imageio.to_pil(self.generate_tensor(*latents))
 
     def neutralize(self, image: Image.Image) -> Image.Image:
         """The image with the reference target factors e^r (a neutral face, a plain digit)."""
         z, _ = self.encode([image])
-        return imageio.to_pil(self.generate_tensor(z, None))[0]
+        return imageio.to_pil(self.generate_tensor(*neutral_latents(z)))[0]
 
     def interpolate(self, a: Image.Image, b: Image.Image, steps: int = 8) -> list[Image.Image]:
         """a's z with e moving linearly from a's to b's in `steps` images (both ends included)."""
         if steps < 2:
             raise ValueError(f"steps must be at least 2, got {steps}")
         z, e = self.encode([a, b])
-        t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
-        e_path = torch.lerp(e[:1].expand(steps, -1), e[1:].expand(steps, -1), t)
-        return imageio.to_pil(self.generate_tensor(z[:1].expand(steps, -1), e_path))
+        return imageio.to_pil(self.generate_tensor(*interpolate_latents(z, e, steps)))
 
     def _latent(self, value: LatentLike, dim: int, name: str) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(value, dtype=np.float32))

@@ -1,16 +1,32 @@
-"""The Celery application: Redis broker and backend, JSON only, late acknowledgement.
+"""The Celery application (Redis broker and backend, JSON only, late acknowledgement) and the
+process's start-up and shutdown, hung off Celery's worker signals.
 
 `celery -A worker.app worker -P threads` and `python -m worker` both use this `app`. Its
-configuration is computed from `get_settings()` on first use, not at import.
+configuration is computed from `get_settings()` on first use, not at import; importing this
+module imports torch (the tasks' runtime), so the supervisor and the API never do.
+
+- worker_init (before any connection): check the pool, load and verify the models, start the
+  device thread (worker/runtime.py). A refused checkpoint exits with EXIT_CONFIG before any
+  job is taken.
+- Consumer started: announce the worker in Redis (with the effective visibility timeout), and
+  from then on whether it is consuming (worker/stall.py).
+- worker_shutdown: withdraw the announcement, stop the threads.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+
+from celery import Celery, bootsteps, signals
 from kombu import Queue
 
+from contract.registry import HEARTBEAT_SECONDS
 from contract.tasks import QUEUE
-from worker.settings import WorkerSettings, get_settings
+from worker import runtime as rt
+from worker.settings import EXIT_CONFIG, WorkerSettings, get_settings
+from worker.stall import StallWatch
+
+log = logging.getLogger(__name__)
 
 
 def celery_config(s: WorkerSettings) -> dict:
@@ -35,7 +51,7 @@ def celery_config(s: WorkerSettings) -> dict:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,  # one reserved message per task thread
         # No STARTED write before each task (a read and a write of the result key, and a
-        # publication): the API tells "running" by the job's delivery counter (worker/jobs.py).
+        # publication): the API tells "running" by the job's delivery counter (worker/tracker.py).
         "task_track_started": False,
         "worker_disable_rate_limits": True,  # no task has one: skip the bucket per message
         "result_expires": s.result_expires,
@@ -56,7 +72,7 @@ def celery_config(s: WorkerSettings) -> dict:
         "redis_backend_health_check_interval": 10,
         "worker_concurrency": s.concurrency,
         "worker_pool": s.pool,
-        # Time limits are enforced by worker.jobs (the threads pool ignores Celery's own).
+        # Time limits are enforced by worker.tracker (the threads pool ignores Celery's own).
         "worker_hijack_root_logger": True,
     }
 
@@ -64,5 +80,69 @@ def celery_config(s: WorkerSettings) -> dict:
 app = Celery("srbvae", include=["worker.tasks"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
-# Process start-up (models, batcher, registry) hangs off the worker signals.
-import worker.lifecycle  # noqa: E402, F401
+
+@signals.worker_init.connect
+def _on_worker_init(sender, **_) -> None:
+    pool = str(getattr(sender, "pool_cls", ""))
+    if not any(ok in pool for ok in ("thread", "solo")):
+        # prefork would fork after the models (and maybe CUDA) are set up, and each child
+        # would batch alone; threads keep one device and let requests meet in one batch.
+        log.critical("the worker needs the threads or solo pool, got %s (use -P threads)", pool)
+        raise SystemExit(EXIT_CONFIG)
+    try:
+        rt.start_runtime(get_settings(), app.backend)
+    except rt.StartupError as exc:
+        log.critical("refusing to start: %s", exc)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+class Announce(bootsteps.StartStopStep):
+    """Consumer step: runs once the task consumer is consuming, again after a reconnect."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.consumer = None
+        self.watch: StallWatch | None = None
+
+    def start(self, c) -> None:
+        self.consumer = c
+        runtime = rt.get_runtime()
+        s = runtime.settings
+        if self.watch is None:
+            self.watch = StallWatch(
+                runtime.redis,
+                concurrency=s.concurrency,
+                free_s=s.stall_after,
+                busy_s=s.hard_time_limit + s.stall_after,
+                exit_after_s=HEARTBEAT_SECONDS,  # one beat says consuming: false first
+            )
+        self.watch.reset()
+        announcer = runtime.announcer or runtime.announce(self._consuming)
+        channel = c.connection.default_channel
+        # The value kombu's channel actually uses, not the one we asked for.
+        announcer.info.visibility_timeout = float(channel.visibility_timeout)
+        announcer.beat()
+
+    def stop(self, c) -> None:
+        self.consumer = None
+
+    def _consuming(self) -> bool:
+        """Connected, and taking the jobs that wait (worker/stall.py)."""
+        c = self.consumer
+        connected = bool(
+            c is not None
+            and c.task_consumer is not None
+            and c.connection is not None
+            and c.connection.connected
+        )
+        return connected and self.watch is not None and not self.watch.stalled()
+
+
+app.steps["consumer"].add(Announce)
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(**_) -> None:
+    rt.stop_runtime()

@@ -47,8 +47,6 @@ class Batcher:
         self._stopping = False
         self.busy_since: float | None = None  # monotonic start of the running batch
         self.busy_jobs: tuple[str, ...] = ()  # job ids in the running batch
-        self.batches = 0
-        self.rows = 0
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> Batcher:
@@ -164,8 +162,6 @@ class Batcher:
             n_in = len(batch[0].tensors)
             inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
             outputs = batch[0].fn(*inputs)
-            self.batches += 1
-            self.rows += inputs[0].shape[0]
         except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it
             log.exception("device batch failed")
             for op in batch:

@@ -80,6 +80,12 @@ def decode_one(data: str, resolution: int, field: str) -> torch.Tensor:
     return imageio.uint8_to_tensor(decode_png(data, resolution, field)[None])
 
 
+def decode_fields(images: dict[str, str], resolution: int) -> torch.Tensor:
+    """{field name: base64 PNG} -> (B, 3, R, R) in [-1, 1], in the dict's order."""
+    arrays = [decode_png(data, resolution, field) for field, data in images.items()]
+    return imageio.uint8_to_tensor(np.stack(arrays))
+
+
 def encode_png(array: np.ndarray) -> str:
     """(R, R, 3) uint8 -> base64 PNG. Level 1: these images are tiny and speed matters more."""
     buf = io.BytesIO()

@@ -1,13 +1,18 @@
-"""What one worker process holds while it runs: models, device thread, job tracker,
-announcer. Built once at process start (worker.lifecycle) and used by every task."""
+"""What one worker process holds while it runs: the models it serves, the device thread, the
+job tracker and its announcement in the registry. Built once at process start (worker.app's
+worker_init), before any connection, and used by every task through `get_runtime()`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 import torch
@@ -15,15 +20,151 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from contract.errors import UnknownModel
-from contract.registry import WorkerInfo
+from contract.registry import HEARTBEAT_SECONDS, TTL_SECONDS, ModelInfo, WorkerInfo, worker_key
 from contract.tasks import QUEUE
-from worker.announce import Announcer
+from model import CheckpointError, ReferenceVAE, load_model
 from worker.batcher import Batcher
-from worker.jobs import JobTracker
-from worker.models import ServedModel, load_models, resolve_device, warm_up
 from worker.settings import WorkerSettings
+from worker.tracker import JobTracker
 
 log = logging.getLogger(__name__)
+
+MANIFEST = "model.json"
+CARD_FIELDS = ("data", "training", "metrics", "dtype", "sampling")  # sampling: how /sample draws e
+
+
+class StartupError(RuntimeError):
+    """The worker must not start: the message says why and what to fix."""
+
+
+# --- the models ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str  # the directory name: what tasks call it
+    vae: ReferenceVAE
+    e_ref: torch.Tensor  # (1, e_dim) on the CPU: e for "no attributes" (generate with e=None)
+    info: ModelInfo
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise StartupError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def find_checkpoints(model_dir: Path) -> dict[str, Path]:
+    if not model_dir.is_dir():
+        raise StartupError(f"model directory {model_dir} does not exist")
+    found = {p.parent.name: p.parent for p in sorted(model_dir.glob(f"*/{MANIFEST}"))}
+    if not found:
+        raise StartupError(f"no checkpoints (*/{MANIFEST}) in model directory {model_dir}")
+    return found
+
+
+def load_models(model_dir: Path, device: torch.device) -> dict[str, ServedModel]:
+    """Every checkpoint in model_dir, verified (SHA-256, safetensors only) by load_model.
+
+    One bad checkpoint refuses start-up: serving a partial set would make /models lie.
+    """
+    served = {}
+    for name, path in find_checkpoints(model_dir).items():
+        t0 = time.perf_counter()
+        try:
+            vae = load_model(path, device=device)
+        except CheckpointError as exc:
+            raise StartupError(f"checkpoint {name!r} refused: {exc}") from exc
+        if vae.name != name:
+            log.warning("checkpoint directory %s holds a model named %r", path, vae.name)
+        with torch.inference_mode():
+            e_ref = vae.net.expand_e_ref(1).float().cpu()
+        served[name] = ServedModel(name, vae, e_ref, model_info(name, vae))
+        log.info(
+            "loaded %s (%dx%d, z %d, e %d, sha256 %s) on %s in %.2f s",
+            name, vae.resolution, vae.resolution, vae.z_dim, vae.e_dim,
+            vae.manifest["weights"]["sha256"][:12], device, time.perf_counter() - t0,
+        )  # fmt: skip
+    return served
+
+
+def model_info(name: str, vae: ReferenceVAE) -> ModelInfo:
+    m = vae.manifest
+    return ModelInfo(
+        name=name,
+        resolution=vae.resolution,
+        z_dim=vae.z_dim,
+        e_dim=vae.e_dim,
+        variant=vae.cfg.variant,
+        checkpoint_sha256=m["weights"]["sha256"],
+        card={k: m[k] for k in CARD_FIELDS if k in m},
+    )
+
+
+def warm_up(models: dict[str, ServedModel], batch_sizes: tuple[int, ...] = (1, 8)) -> None:
+    """One pass per model and batch size, so the first request does not pay for allocator
+    growth, kernel selection or CUDA context creation."""
+    for m in models.values():
+        t0 = time.perf_counter()
+        for b in batch_sizes:
+            x = torch.zeros(b, 3, m.vae.resolution, m.vae.resolution)
+            z, e = m.vae.encode_tensor(x)
+            m.vae.generate_tensor(z, e)
+        log.info("warmed up %s in %.2f s", m.name, time.perf_counter() - t0)
+
+
+# --- the announcement in the registry --------------------------------------------------------
+
+
+class Announcer:
+    """Writes this process's WorkerInfo under its registry key (contract/registry.py), again
+    every heartbeat, so the API can answer /models and /readyz; deleted on a clean exit."""
+
+    def __init__(self, redis, info: WorkerInfo, consuming: Callable[[], bool]):
+        self.redis = redis
+        self.info = info
+        self.consuming = consuming
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="announce", daemon=True)
+        self._healthy = True
+
+    def start(self) -> Announcer:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        self.info.heartbeat_at = time.time()
+        self.info.consuming = self.consuming()
+        try:
+            self.redis.set(
+                worker_key(self.info.worker_id), self.info.model_dump_json(), ex=TTL_SECONDS
+            )
+        except Exception as exc:  # noqa: BLE001 - Redis may be restarting; keep beating
+            if self._healthy:
+                log.warning("cannot announce worker in Redis: %s", exc)
+            self._healthy = False
+            return
+        if not self._healthy:
+            log.info("announcing worker in Redis again")
+        self._healthy = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.redis.delete(worker_key(self.info.worker_id))
+        except Exception as exc:  # noqa: BLE001 - the key expires on its own
+            log.warning("cannot withdraw worker from Redis: %s", exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self.beat()
+
+
+# --- the process's runtime -------------------------------------------------------------------
 
 
 @dataclass
@@ -63,6 +204,30 @@ class Runtime:
         (x,) = self.jobs.wait(fut, deadline)
         return x
 
+    def announce(self, consuming: Callable[[], bool]) -> Announcer:
+        """Starts announcing this process; `consuming` says whether it takes its jobs."""
+        s = self.settings
+        now = time.time()
+        info = WorkerInfo(
+            worker_id=self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            device=str(self.device),
+            models={name: m.info for name, m in self.models.items()},
+            started_at=now,
+            heartbeat_at=now,
+            queue=QUEUE,
+            pool=s.pool,
+            concurrency=s.concurrency,
+            max_batch=s.max_batch,
+            soft_time_limit=s.soft_time_limit,
+            hard_time_limit=s.hard_time_limit,
+            visibility_timeout=s.visibility_timeout,
+            max_deliveries=s.max_deliveries,
+        )
+        self.announcer = Announcer(self.redis, info, consuming).start()
+        return self.announcer
+
 
 def _generate(m: ServedModel):
     def run(z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor]:
@@ -80,9 +245,10 @@ def get_runtime() -> Runtime:
     return _current
 
 
-def start_runtime(s: WorkerSettings, app) -> Runtime:
+def start_runtime(s: WorkerSettings, backend) -> Runtime:
     """Loads and warms the models (StartupError if any checkpoint is refused), then starts
-    the device thread and the watchdog. Nothing connects to Redis yet."""
+    the device thread and the watchdog. Nothing connects to Redis yet. `backend`: Celery's
+    result backend, where the watchdog stores the timeouts it decides."""
     global _current
     if s.torch_threads:
         torch.set_num_threads(s.torch_threads)
@@ -104,36 +270,13 @@ def start_runtime(s: WorkerSettings, app) -> Runtime:
         hard_limit=s.hard_time_limit,
         max_deliveries=s.max_deliveries,
         counter_ttl=int(s.result_expires + s.visibility_timeout * (s.max_deliveries + 1)),
-        result_key=app.backend.get_key_for_task,
-        store_failure=lambda job_id, exc: app.backend.store_result(job_id, exc, "FAILURE"),
+        result_key=backend.get_key_for_task,
+        store_failure=lambda job_id, exc: backend.store_result(job_id, exc, "FAILURE"),
         batcher=batcher,
     ).start()
     worker_id = f"{s.name}.{os.getpid()}"
     _current = Runtime(s, device, models, batcher, jobs, client, worker_id)
     return _current
-
-
-def announce(runtime: Runtime, consuming) -> None:
-    s = runtime.settings
-    now = time.time()
-    info = WorkerInfo(
-        worker_id=runtime.worker_id,
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        device=str(runtime.device),
-        models={name: m.info for name, m in runtime.models.items()},
-        started_at=now,
-        heartbeat_at=now,
-        queue=QUEUE,
-        pool=s.pool,
-        concurrency=s.concurrency,
-        max_batch=s.max_batch,
-        soft_time_limit=s.soft_time_limit,
-        hard_time_limit=s.hard_time_limit,
-        visibility_timeout=s.visibility_timeout,
-        max_deliveries=s.max_deliveries,
-    )
-    runtime.announcer = Announcer(runtime.redis, info, consuming).start()
 
 
 def stop_runtime() -> None:

@@ -17,6 +17,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The exit status of a process that must not be restarted: a refused setting or checkpoint.
+EXIT_CONFIG = 78  # EX_CONFIG
 
 
 class WorkerSettings(BaseSettings):
@@ -53,7 +55,6 @@ class WorkerSettings(BaseSettings):
     result_expires: int = Field(default=3600, ge=1)  # seconds results stay in Redis
     connection_max_retries: int | None = 100  # at start-up and after losing Redis; None: forever
 
-    debug_tasks: bool = False  # registers srbvae.debug.* (sleep, crash) for fault tests
     loglevel: str = "INFO"
 
     @model_validator(mode="after")

@@ -11,10 +11,10 @@ import pytest
 
 from tests.utils.checkpoints import make_model_dir
 
-# soft < hard < visibility, as the settings require; the debug tasks hold or kill a worker.
+# soft < hard < visibility, as the settings require; the fault tasks hold or kill a worker.
 WORKER = dict(
     soft_time_limit=3, hard_time_limit=4.5, visibility_timeout=6, restore_interval=0.5,
-    torch_threads=1, debug_tasks=True,
+    torch_threads=1, fault_tasks=True,
 )  # fmt: skip
 API = dict(
     redis_timeout_s=1, job_timeout_s=20, resend_after_s=3, journal_confirm_s=4, journal_sweep_s=0.5,

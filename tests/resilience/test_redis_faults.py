@@ -9,12 +9,12 @@ import time
 import pytest
 from celery import states
 
-from contract.registry import read_workers
-from contract.tasks import QUEUE, DebugTaskName
+from contract.tasks import QUEUE
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
-from tests.utils.faults import assert_all_succeeded, succeeded_lines, wait_for
+from tests.utils.faults import FaultTask, assert_all_succeeded, succeeded_lines, wait_for
 from tests.utils.stack import running_stack
+from tests.utils.worker_process import read_workers
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
 
@@ -35,7 +35,7 @@ def held_ids(r) -> set[str]:
 def test_redis_restart_during_a_burst_is_a_quick_503_and_loses_no_job(stack):
     worker, r = stack.worker, stack.client()
     worker.wait_ready(30)
-    hold = stack.sender.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 2.0})
+    hold = stack.sender.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 2.0})
     wait_for(lambda: hold.state == states.STARTED, 20, "the slow job did not start")
     accepted = [stack.submit(i) for i in range(8)]  # one runs behind the slow job, 7 wait
     stack.redis.stop()  # SIGTERM: Redis writes its append-only file and exits

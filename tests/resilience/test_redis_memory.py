@@ -9,10 +9,10 @@ import pytest
 import redis
 from celery import states
 
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE
 from service.core.journal import JOURNAL_KEY
 from tests.resilience.conftest import API, WORKER
-from tests.utils.faults import assert_all_succeeded, wait_for
+from tests.utils.faults import FaultTask, assert_all_succeeded, wait_for
 from tests.utils.stack import running_stack
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
@@ -45,7 +45,7 @@ def test_full_redis_refuses_new_jobs_with_503_and_evicts_no_queued_job(model_dir
     redis_args = ("--maxmemory", "8mb", "--maxmemory-policy", "noeviction")
     with running_stack(tmp_path, model_dir, worker=worker, api=API, redis_args=redis_args) as stack:
         r = stack.client()
-        hold = stack.sender.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": HOLD_S})
+        hold = stack.sender.send_task(str(FaultTask.SLEEP), kwargs={"seconds": HOLD_S})
         wait_for(lambda: hold.state == states.STARTED, 20, "the slow job did not start")
         held_since = time.monotonic()
         accepted = [stack.submit(i) for i in range(3)]  # queued behind the slow job

@@ -7,9 +7,8 @@ import signal
 import pytest
 from celery import states
 
-from contract.tasks import DebugTaskName
 from tests.resilience.conftest import API, WORKER
-from tests.utils.faults import succeeded_lines, wait_for
+from tests.utils.faults import FaultTask, succeeded_lines, wait_for
 from tests.utils.stack import running_stack
 from tests.utils.worker_process import running_worker
 
@@ -21,7 +20,7 @@ def test_warm_shutdown_mid_job_finishes_it_and_the_next_worker_takes_the_rest(mo
     with running_stack(tmp_path, model_dir, worker=None, api=API) as stack:
         r = stack.client()
         with running_worker(stack.redis.url, model_dir, tmp_path, **settings) as first:
-            hold = stack.sender.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 2.0})
+            hold = stack.sender.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 2.0})
             wait_for(lambda: hold.state == states.STARTED, 20, "the slow job did not start")
             jobs = [stack.submit(i) for i in range(5)]
             # Both slots busy: the slow job and a transfer waiting for the device behind it.

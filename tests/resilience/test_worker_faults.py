@@ -16,11 +16,17 @@ from celery import states
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.registry import KEY_PREFIX
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
 from tests.utils.checkpoints import pickle_weights, tamper_weights
-from tests.utils.faults import assert_all_succeeded, publish_pickle, succeeded_lines, wait_for
+from tests.utils.faults import (
+    FaultTask,
+    assert_all_succeeded,
+    publish_pickle,
+    succeeded_lines,
+    wait_for,
+)
 from tests.utils.stack import running_stack
 from tests.utils.worker_process import REPO_ROOT, _alive
 
@@ -40,7 +46,7 @@ def test_sigkill_mid_job_reruns_each_job_once_after_the_visibility_timeout(stack
     worker, r = stack.worker, stack.client()
     info = worker.wait_ready(30)
     assert info.visibility_timeout == WORKER["visibility_timeout"] > info.hard_time_limit
-    hold = stack.sender.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 2.0})
+    hold = stack.sender.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 2.0})
     wait_for(lambda: hold.state == states.STARTED, 20, "the slow job did not start")
     jobs = [stack.submit(i) for i in range(3)]  # started too: each waits for the device
     # All four slots taken: no BRPOP outstanding, so the kill loses nothing in flight.
@@ -91,7 +97,7 @@ def test_job_the_broker_lost_is_sent_again_by_the_journal(stack):
 def test_poison_job_is_given_up_and_the_jobs_around_it_are_answered(stack):
     stack.worker.wait_ready(30)
     before = [stack.submit(10 + i) for i in range(2)]
-    poison = stack.sender.send_task(str(DebugTaskName.CRASH))
+    poison = stack.sender.send_task(str(FaultTask.CRASH))
     after = [stack.submit(20 + i) for i in range(2)]
     with pytest.raises(TooManyDeliveries, match="started 3 times"):
         poison.get(timeout=90)
@@ -104,7 +110,7 @@ def test_poison_job_is_given_up_and_the_jobs_around_it_are_answered(stack):
 
 def test_hard_time_limit_fails_the_job_replaces_the_process_and_the_next_job_runs(stack):
     before = stack.worker.wait_ready(30).pid
-    stuck = stack.sender.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 60.0})
+    stuck = stack.sender.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 60.0})
     wait_for(lambda: stuck.state == states.STARTED, 20, "the stuck job did not start")
     behind = stack.submit(40)  # waits for the device the stuck job holds
     with pytest.raises(JobTimeout, match="time limit"):

@@ -1,15 +1,24 @@
-"""Shared by the fault tests (tests/worker/, tests/resilience/): polling with a deadline, a
-hand-written pickle message, and counting a job's runs in a worker log."""
+"""Shared by the fault tests (tests/worker/, tests/resilience/): the fault tasks' names,
+polling with a deadline, a hand-written pickle message, and counting a job's runs in a worker
+log."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Callable
+from enum import StrEnum
 
 from kombu import Connection, Queue
 
 from contract.tasks import QUEUE, TaskName
+
+
+class FaultTask(StrEnum):
+    """Registered by test workers only (tests/utils/fault_tasks.py)."""
+
+    SLEEP = "srbvae.test.sleep"  # kwargs: seconds; holds the device thread that long
+    CRASH = "srbvae.test.crash"  # no kwargs; SIGKILLs its own worker process (an OOM kill)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):

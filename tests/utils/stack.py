@@ -7,7 +7,7 @@ that submits jobs the way users do (`POST /transfer?async=true`) and reads their
         answers = stack.answers([job_id], timeout=30)   # every job ends, or the test fails
 
 `worker=None` starts no worker (start them with tests.utils.worker_process). `stack.sender` is
-a Celery client for what the API does not offer (the worker's debug tasks).
+a Celery client for what the API does not offer (the fault tasks).
 """
 
 from __future__ import annotations

@@ -8,15 +8,17 @@
         result = client.send_task(TaskName.SAMPLE, kwargs={...}).get(timeout=30)
 
 API:
-- `running_worker(redis_url, model_dir, log_dir, *, ready_timeout=90, **settings)`: context
-  manager; starts the supervisor, waits until the worker announces itself consuming, yields
-  a `WorkerProcess`, and on exit stops it (SIGTERM, then SIGKILL to its whole process group),
-  even when the test failed. `settings` become `SRBVAE_WORKER_<NAME>` variables, e.g.
-  `soft_time_limit=2, debug_tasks=True`.
+- `running_worker(redis_url, model_dir, log_dir, *, ready_timeout=90, fault_tasks=False,
+  **settings)`: context manager; starts the supervisor, waits until the worker announces
+  itself consuming, yields a `WorkerProcess`, and on exit stops it (SIGTERM, then SIGKILL to
+  its whole process group), even when the test failed. `settings` become
+  `SRBVAE_WORKER_<NAME>` variables, e.g. `soft_time_limit=2`; `fault_tasks` loads
+  tests/utils/fault_tasks.py into the worker (`tests.utils.faults.FaultTask`).
 - `WorkerProcess.wait_ready(timeout)` -> WorkerInfo of a live, consuming worker process.
 - `WorkerProcess.kill_worker()`: SIGKILL the Celery process (not the supervisor, which starts a
   fresh one: call `wait_ready()` again). Returns the pid it killed, once it is dead.
 - `WorkerProcess.stop()`, `WorkerProcess.log()` (its output so far, for assertion messages).
+- `read_workers(client, name="*")`: the registry's entries, of one worker's processes or all.
 - `celery_client(redis_url)`: a Celery app that only sends (JSON only, the worker's queue).
 
 Each worker gets a unique `name`, so several can share one Redis; the log goes to
@@ -41,7 +43,7 @@ from celery import Celery
 from kombu import Queue
 
 import contract.errors  # noqa: F401 - results rebuild its exceptions by module name
-from contract.registry import KEY_PREFIX, WorkerInfo
+from contract.registry import WorkerInfo, parse_workers, worker_pattern
 from contract.tasks import QUEUE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,7 @@ class WorkerProcess:
     model_dir: Path
     log_path: Path
     settings: dict = field(default_factory=dict)
+    celery_args: tuple[str, ...] = ()  # passed on to `celery worker`
     name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     process: subprocess.Popen | None = None
     info: WorkerInfo | None = None
@@ -76,7 +79,7 @@ class WorkerProcess:
         env.update({f"SRBVAE_WORKER_{k.upper()}": str(v) for k, v in self.settings.items()})
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker"],
+            [sys.executable, "-m", "worker", *self.celery_args],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,
@@ -93,11 +96,7 @@ class WorkerProcess:
                 if self.process is None or self.process.poll() is not None:
                     rc = None if self.process is None else self.process.returncode
                     raise RuntimeError(f"worker exited with {rc}:\n{self.log()[-4000:]}")
-                for key in client.scan_iter(match=f"{KEY_PREFIX}{self.name}.*"):
-                    raw = client.get(key)
-                    if raw is None:
-                        continue
-                    info = WorkerInfo.model_validate_json(raw)
+                for info in read_workers(client, self.name):
                     if info.consuming and _alive(info.pid):
                         self.info = info
                         return info
@@ -143,9 +142,11 @@ def running_worker(
     log_dir: str | Path,
     *,
     ready_timeout: float = 90.0,
+    fault_tasks: bool = False,
     **settings,
 ) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(redis_url, Path(model_dir), Path(log_dir) / "worker.log", settings)
+    args = ("--include", "tests.utils.fault_tasks") if fault_tasks else ()
+    worker = WorkerProcess(redis_url, Path(model_dir), Path(log_dir) / "worker.log", settings, args)
     worker.log_path = Path(log_dir) / f"worker-{worker.name}.log"
     worker.start()
     try:
@@ -153,6 +154,12 @@ def running_worker(
         yield worker
     finally:
         worker.stop()
+
+
+def read_workers(client: redis.Redis, name: str = "*") -> list[WorkerInfo]:
+    """The registry's live entries (of the worker `name`'s processes, or of every worker)."""
+    keys = list(client.scan_iter(match=worker_pattern(name), count=100))
+    return parse_workers(client.mget(keys) if keys else [])
 
 
 def celery_client(redis_url: str) -> Celery:

@@ -1,5 +1,5 @@
 """Faults against a real worker: SIGKILL mid-job, a poison job, the hard time limit, and a
-pickle message on the queue. The worker runs with tight limits and the debug tasks."""
+pickle message on the queue. The worker runs with tight limits and the fault tasks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from celery import states
 from PIL import Image
 
 from contract.errors import JobTimeout, TooManyDeliveries
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, DebugTaskName, TaskName
-from tests.utils.faults import publish_pickle, succeeded_lines, wait_for
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, TaskName
+from tests.utils.faults import FaultTask, publish_pickle, succeeded_lines, wait_for
 from tests.utils.worker_process import _alive, running_worker
 from tests.worker.conftest import assert_same_images, decode, random_png
 
@@ -31,7 +31,7 @@ def worker(redis_server, model_dir, tmp_path_factory):
         max_deliveries=2,
         concurrency=4,
         torch_threads=1,
-        debug_tasks=True,
+        fault_tasks=True,
     ) as w:
         yield w
 
@@ -41,7 +41,7 @@ def pil(b64: str) -> Image.Image:
 
 
 def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, models, redis_server):
-    slow = client.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 2.0})
+    slow = client.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 2.0})
     images = [random_png(200 + i) for i in range(6)]
     samples = [
         client.send_task(str(TaskName.SAMPLE), kwargs=dict(model="digits", image=im, n=2, seed=i))
@@ -76,7 +76,7 @@ def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, mod
 
 def test_job_past_the_hard_limit_times_out_and_the_process_is_replaced(worker, client):
     before = worker.wait_ready(30).pid
-    stuck = client.send_task(str(DebugTaskName.SLEEP), kwargs={"seconds": 60.0})
+    stuck = client.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 60.0})
     with pytest.raises(JobTimeout, match="time limit of 3 s"):
         stuck.get(timeout=30)
     wait_for(lambda: not _alive(before), 30, "the stuck process was not replaced")
@@ -91,7 +91,7 @@ def test_job_past_the_hard_limit_times_out_and_the_process_is_replaced(worker, c
 
 def test_poison_job_fails_with_too_many_deliveries_and_the_queue_drains(worker, client):
     worker.wait_ready(30)
-    poison = client.send_task(str(DebugTaskName.CRASH))
+    poison = client.send_task(str(FaultTask.CRASH))
     with pytest.raises(TooManyDeliveries, match="started 2 times"):
         poison.get(timeout=90)
     worker.wait_ready(60)

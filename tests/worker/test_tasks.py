@@ -8,9 +8,9 @@ import redis
 from PIL import Image
 
 from contract.errors import InvalidPayload, UnknownModel
-from contract.registry import read_workers
 from contract.tasks import RESULTS, TaskName
 from model.target_prior import TargetPrior
+from tests.utils.worker_process import read_workers
 from tests.worker.conftest import (
     RESOLUTION,
     assert_same_images,

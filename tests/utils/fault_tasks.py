@@ -1,5 +1,6 @@
-"""Tasks for fault tests, registered only with SRBVAE_WORKER_DEBUG_TASKS=1 (never in
-production): a job that holds the device too long, and one that kills its worker."""
+"""Tasks for the fault tests, loaded only into test workers (`running_worker(fault_tasks=True)`
+starts `python -m worker --include tests.utils.fault_tasks`): a job that holds the device too
+long, and one that kills its worker. Their names are `tests.utils.faults.FaultTask`."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import os
 import signal
 import time
 
-from contract.tasks import DebugTaskName
+from tests.utils.faults import FaultTask
 from worker.app import app
-from worker.base import Job, ModelTask
 from worker.runtime import get_runtime
+from worker.tasks import Job, ModelTask
 
 
 # track_started: the fault tests wait for STARTED through Celery before they strike.
-@app.task(name=str(DebugTaskName.SLEEP), base=ModelTask, bind=True, track_started=True)
+@app.task(name=str(FaultTask.SLEEP), base=ModelTask, bind=True, track_started=True)
 def sleep(self, job: Job, seconds: float = 1.0) -> dict:
     """Holds the device thread, as a forward pass that hangs would (past the hard limit, the
     watchdog replaces the process)."""
@@ -23,7 +24,7 @@ def sleep(self, job: Job, seconds: float = 1.0) -> dict:
     return {"slept": float(seconds)}
 
 
-@app.task(name=str(DebugTaskName.CRASH), base=ModelTask, bind=True, track_started=True)
+@app.task(name=str(FaultTask.CRASH), base=ModelTask, bind=True, track_started=True)
 def crash(self, job: Job) -> dict:
     """Dies as an out-of-memory kill would: SIGKILL, no cleanup, no acknowledgement."""
     os.kill(os.getpid(), signal.SIGKILL)

@@ -13,9 +13,9 @@ import pytest
 from celery import Celery
 from celery.exceptions import Ignore
 
-import worker.base
+import worker.tasks
 from contract.errors import JobError
-from worker.base import ModelTask
+from worker.tasks import ModelTask
 
 
 class FakeJobs:
@@ -45,7 +45,7 @@ class FakeJobs:
 def events(monkeypatch):
     events: list[str] = []
     runtime = SimpleNamespace(jobs=FakeJobs(events))
-    monkeypatch.setattr(worker.base, "get_runtime", lambda: runtime)
+    monkeypatch.setattr(worker.tasks, "get_runtime", lambda: runtime)
     return events
 
 

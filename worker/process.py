@@ -1,4 +1,4 @@
-"""One worker process: `python -m worker.run` starts Celery's worker with our options.
+"""One worker process: `python -m worker.process` starts Celery's worker with our options.
 
 Usually started by the supervisor (`python -m worker`), which restarts it when it dies.
 Extra arguments are passed on to `celery worker` (e.g. --loglevel DEBUG).

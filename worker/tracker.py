@@ -82,7 +82,7 @@ class JobTracker:
 
     def gate(self, *, alone: bool) -> contextlib.AbstractContextManager[None]:
         """The job's place in this process: alone for a job started before, else beside the
-        others. To be held until the job's result is stored (worker/base.py): a job let in as
+        others. To be held until the job's result is stored (worker/tasks.py): a job let in as
         soon as the previous one returned could kill the process before that result is written,
         and the previous job would be charged a delivery it did not cause."""
         return self._gate.exclusive() if alone else self._gate.shared()
@@ -131,10 +131,6 @@ class JobTracker:
         except TimeoutError:
             future.cancel()  # the device thread skips it if it has not started
             raise JobTimeout(f"the job exceeded its time limit of {self.soft_limit:g} s") from None
-
-    def check(self, deadline: float) -> None:
-        if time.monotonic() > deadline:
-            raise JobTimeout(f"the job exceeded its time limit of {self.soft_limit:g} s")
 
     # --- the watchdog ------------------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""The FastAPI app: `uvicorn service.main:app` (settings from SRBVAE_API_* variables)."""
+"""The FastAPI app: `uvicorn service.main:app` (settings from SRBVAE_API_* variables).
+
+The job routes (`service/api/routes/images.py`, `latents.py`, `jobs.py`) sit behind the
+optional API key; the rest are open."""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ import contextlib
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api.main import api_router
-from service.api.routes.page import STATIC
-from service.core.backends import Backends
+from service.api.deps import require_api_key
+from service.api.routes import health, images, jobs, latents, models, page
 from service.core.config import Settings, get_settings
+from service.core.connections import Connections
 from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.uploads import BodyLimitMiddleware
 
@@ -28,13 +31,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.backends = Backends.open(settings)
-        sweeper = asyncio.create_task(app.state.backends.jobs.journal.run())
+        app.state.connections = Connections.open(settings)
+        sweeper = asyncio.create_task(app.state.connections.jobs.journal.run())
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
-        await app.state.backends.close()
+        await app.state.connections.close()
 
     app = FastAPI(
         title="sRb-VAE service",
@@ -47,8 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request from its signature (about a quarter of the API's CPU per request, measured).
         app.dependency_overrides[get_settings] = lambda: settings
     app.state.metrics = Metrics()
-    app.include_router(api_router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (images, latents, jobs):
+        app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    for module in (models, health, page):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     app.add_exception_handler(Exception, _internal_error)
     if settings.cors_origins:
         app.add_middleware(

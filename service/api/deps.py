@@ -6,27 +6,23 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
-from starlette.concurrency import run_in_threadpool
 
-from contract.registry import ModelInfo
-from service.api.answers import JobRunner
-from service.core import images
 from service.core.config import Settings, get_settings
-from service.core.errors import ApiError, Unavailable
+from service.core.errors import ApiError
 from service.core.jobs import JobQueue
 from service.core.metrics import Metrics
-from service.core.registry import WorkerRegistry
-from service.core.uploads import Form, Upload, UploadLimits, read_multipart
+from service.core.uploads import Form, UploadLimits, read_multipart
+from service.core.workers import LiveWorkers
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_jobs(request: Request) -> JobQueue:
-    return request.app.state.backends.jobs
+    return request.app.state.connections.jobs
 
 
-def get_registry(request: Request) -> WorkerRegistry:
-    return request.app.state.backends.registry
+def get_workers(request: Request) -> LiveWorkers:
+    return request.app.state.connections.workers
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -34,7 +30,7 @@ def get_metrics(request: Request) -> Metrics:
 
 
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
-RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]
+WorkersDep = Annotated[LiveWorkers, Depends(get_workers)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
@@ -53,19 +49,6 @@ AsyncFlag = Annotated[
     bool,
     Query(alias="async", description="answer 202 with a job id at once; poll GET /jobs/{id}"),
 ]
-
-
-def get_job_runner(
-    request: Request,
-    settings: SettingsDep,
-    jobs: JobsDep,
-    metrics: MetricsDep,
-    run_async: AsyncFlag = False,
-) -> JobRunner:
-    return JobRunner(request, settings, jobs, metrics, run_async)
-
-
-JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
 def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:
@@ -88,31 +71,3 @@ async def multipart_form(request: Request, settings: SettingsDep) -> Form:
 
 
 FormDep = Annotated[Form, Depends(multipart_form)]
-
-
-async def held_model(registry: WorkerRegistry, name: str | None, settings: Settings) -> ModelInfo:
-    """The model a request names (or the default), as a live worker holds it: 404 for a name no
-    worker has, 503 when no worker is up at all."""
-    name = name or settings.default_model
-    models = await registry.models()
-    if name in models:
-        return models[name]
-    if not models:
-        raise Unavailable("no worker is serving models", settings.retry_after_s)
-    raise ApiError(404, f"unknown model {name!r}; available: {', '.join(sorted(models))}")
-
-
-async def prepare_images(uploads: list[Upload], resolution: int, settings: Settings) -> list[bytes]:
-    """Uploads -> clean PNGs at the model's resolution, decoded off the event loop."""
-    limits = images.Limits(max_pixels=settings.max_pixels)
-
-    def work() -> list[bytes]:
-        return [
-            images.prepare(u.data, resolution, limits, label=f"{u.field} ({u.filename[:100]!r})")
-            for u in uploads
-        ]
-
-    try:
-        return await run_in_threadpool(work)
-    except images.ImageRejected as exc:
-        raise ApiError(exc.status, exc.detail) from exc

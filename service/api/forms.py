@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from service.core.uploads import Form, Upload
+from service.schemas.requests import FileSpec
 
 F = TypeVar("F", bound=BaseModel)
 
@@ -23,7 +24,7 @@ def fields(model: type[F], form: Form) -> F:
         ) from exc
 
 
-def files(form: Form, spec: tuple[tuple[str, str, bool], ...], max_many: int) -> dict[str, list]:
+def files(form: Form, spec: FileSpec, max_many: int) -> dict[str, list[Upload]]:
     """The files each name of `spec` must have: exactly one, or 1..max_many for a `many` name."""
     known = {name for name, _, _ in spec}
     errors = []
@@ -49,7 +50,7 @@ def _error(name: str, kind: str, msg: str) -> dict:
     return {"type": kind, "loc": ("body", name), "msg": msg, "input": None}
 
 
-def multipart_body(model: type[BaseModel], spec: tuple[tuple[str, str, bool], ...]) -> dict:
+def multipart_body(model: type[BaseModel], spec: FileSpec) -> dict:
     """The OpenAPI request body of an upload route (the form is parsed by hand, so FastAPI
     cannot derive it from the signature)."""
     schema = model.model_json_schema()

@@ -4,11 +4,11 @@ A job is sent by task name through Celery; its result is read straight from Cele
 result backend. A synchronous request waits on the channel that backend publishes each state
 on, through the process's one result subscription (service/core/results.py), so an answer
 leaves as soon as the worker stores it (no polling interval). The service keeps its own small
-record per job (what kind of answer it is, with a TTL) so that `GET /jobs/{id}` can tell an
+record per job (its task and when it was sent, with a TTL) so that `GET /jobs/{id}` can tell an
 unknown id from a queued job and results expire on the service's schedule.
 
     async with jobs.watch() as watch:                       # a synchronous request
-        job_id, record = await jobs.submit(kind, task, payload, expires_s, watch=watch)
+        job_id, record = await jobs.submit(task, payload, expires_s, watch=watch)
         state = await jobs.wait(watch, record, timeout_s)
 """
 
@@ -29,9 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 import contract.errors
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName
-from service.core.errors import ApiError, Unavailable
+from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
-from service.core.redis_errors import redis_errors
 from service.core.results import ResultListener, Watch
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,13 @@ _TIMEOUTS = {"TimeLimitExceeded", "SoftTimeLimitExceeded"}
 
 @dataclass(frozen=True)
 class JobRecord:
-    kind: str  # which route submitted it: how to present its result
-    task: TaskName
+    task: TaskName  # what was asked: how to present its result
     submitted_at: float
+
+    @property
+    def kind(self) -> str:
+        """The task's short name, as `GET /jobs/{id}` reports it: "transfer", "sample", ..."""
+        return self.task.removeprefix("srbvae.")
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class JobQueue:
             yield JobWatch(job_id, results)
 
     async def submit(
-        self, kind: str, task: TaskName, payload: BaseModel, expires_s: float,
+        self, task: TaskName, payload: BaseModel, expires_s: float,
         *, journal: bool = False, watch: JobWatch | None = None,
     ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
@@ -125,8 +128,8 @@ class JobQueue:
         channel is subscribed (that confirmation has usually arrived by then)."""
         await self._admit()
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
-        record = JobRecord(kind, task, time.time())
-        stored = {"kind": kind, "task": str(task), "submitted_at": record.submitted_at}
+        record = JobRecord(task, time.time())
+        stored = {"task": str(task), "submitted_at": record.submitted_at}
         journal = journal and self.journal is not None
         async with redis_errors(self.retry_after_s):
             pipe = self.redis.pipeline(transaction=False)
@@ -158,7 +161,7 @@ class JobQueue:
         if raw is None:
             return None
         data = json.loads(raw)
-        return JobRecord(data["kind"], TaskName(data["task"]), data["submitted_at"])
+        return JobRecord(TaskName(data["task"]), data["submitted_at"])
 
     async def state(self, job_id: str) -> JobState | None:
         """The job's state now, or None for an unknown or expired id."""

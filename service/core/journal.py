@@ -12,7 +12,7 @@ suspect; still so `confirm_s` later, it is sent again under the same id. The wai
 live worker records what it popped at once, but "at once" has been seconds for a worker
 starting on a loaded machine, and a job sent again while the first copy runs would run
 twice. Sending again is otherwise safe: a worker skips a job whose result is already stored
-(worker/jobs.py). Finished and expired jobs leave the journal.
+(worker/tracker.py). Finished and expired jobs leave the journal.
 """
 
 from __future__ import annotations

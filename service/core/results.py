@@ -29,8 +29,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from service.core.errors import Unavailable
-from service.core.redis_errors import OUTAGES
+from service.core.errors import OUTAGES, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""What clients send: the form fields of the upload routes and the JSON body of /generate."""
+"""What clients send: the form fields and files of the upload routes, and the JSON body of
+/generate."""
 
 from __future__ import annotations
 
@@ -13,20 +14,21 @@ ModelField = Annotated[
 ]
 
 
-class _Fields(BaseModel):
+class UploadFields(BaseModel):
     # Form fields arrive as strings; a typo in a field name is an error, not a silent default.
     model_config = ConfigDict(extra="forbid")
 
+    model: ModelField = None
 
-class TransferFields(_Fields):
+
+class TransferFields(UploadFields):
     strength: Annotated[
         float,
         Field(ge=0.0, le=1.0, description="0: the image's own e; 1: the attributes image's e"),
     ] = 1.0
-    model: ModelField = None
 
 
-class SampleFields(_Fields):
+class SampleFields(UploadFields):
     n: Annotated[int, Field(ge=1, le=MAX_BATCH, description="how many variations")] = 8
     seed: Annotated[
         int | None, Field(ge=0, le=MAX_SEED, description="same seed, same images; drawn if omitted")
@@ -34,11 +36,12 @@ class SampleFields(_Fields):
     temperature: Annotated[
         float, Field(gt=0.0, le=10.0, description="scale of the sampled target factors e")
     ] = 1.0
-    model: ModelField = None
 
 
-class EncodeFields(_Fields):
-    model: ModelField = None
+class InterpolateFields(UploadFields):
+    steps: Annotated[
+        int, Field(ge=2, le=MAX_BATCH, description="images in the strip, both ends included")
+    ] = 8
 
 
 class GenerateBody(BaseModel):
@@ -51,10 +54,19 @@ class GenerateBody(BaseModel):
     )
 
 
-# The files each upload route takes, for the OpenAPI description: (name, description, many).
-TRANSFER_FILES = (
+# The files each upload route takes: (name, description, many).
+FileSpec = tuple[tuple[str, str, bool], ...]
+
+TRANSFER_FILES: FileSpec = (
     ("image", "the picture to edit; its common factors z (identity, the digit) are kept", False),
     ("attributes", "the picture whose target factors e (expression, style) are copied", False),
 )
-SAMPLE_FILES = (("image", "the picture whose z is kept while e is sampled", False),)
-ENCODE_FILES = (("images", f"1 to {MAX_BATCH} pictures", True),)
+SAMPLE_FILES: FileSpec = (("image", "the picture whose z is kept while e is sampled", False),)
+NEUTRALIZE_FILES: FileSpec = (
+    ("image", "the picture to neutralise; its z is kept, e becomes the reference e^r", False),
+)
+INTERPOLATE_FILES: FileSpec = (
+    ("a", "the picture whose z is kept, and where e starts", False),
+    ("b", "the picture whose e is where the path ends", False),
+)
+ENCODE_FILES: FileSpec = (("images", f"1 to {MAX_BATCH} pictures", True),)

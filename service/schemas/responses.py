@@ -16,7 +16,7 @@ class _Reproducible(BaseModel):
     elapsed_ms: float = Field(description="time the worker spent on the job")
 
 
-class TransferPublic(_Reproducible):
+class ImagePublic(_Reproducible):
     image: str = Field(description="base64 PNG at the model's resolution")
 
 
@@ -29,7 +29,7 @@ class EncodePublic(_Reproducible):
     e: list[list[float]] = Field(description="posterior means of the target factors, (B, e_dim)")
 
 
-JobResultPublic = TransferPublic | ImagesPublic | EncodePublic
+JobResultPublic = ImagePublic | ImagesPublic | EncodePublic
 
 
 class JobAccepted(BaseModel):
@@ -44,7 +44,7 @@ class JobErrorPublic(BaseModel):
 
 class JobStatusPublic(BaseModel):
     job_id: str
-    kind: Literal["transfer", "sample", "encode", "generate"]
+    kind: Literal["transfer", "sample", "neutralize", "interpolate", "encode", "generate"]
     status: Literal["queued", "running", "succeeded", "failed"]
     result: JobResultPublic | None = None
     error: JobErrorPublic | None = None

@@ -27,7 +27,7 @@ def stack(tmp_path_factory):
         running_worker(redis.url, model_dir, root) as worker,
         running_api(redis.url, root, **API_SETTINGS) as api,
     ):
-        yield {"redis": redis, "worker": worker, "api": api}
+        yield {"redis": redis, "worker": worker, "api": api, "models": model_dir}
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ import base64
 import io
 import time
 
+import numpy as np
 from PIL import Image
 
+from model import load_model
 from tests.utils import images
 
 JSON = {"Accept": "application/json"}
@@ -47,6 +49,34 @@ def test_sample_with_a_seed_is_repeatable(api):
     strip = pixels(first.content).convert("RGB")
     again = pixels(base64.b64decode(body["images"][2])).convert("RGB")
     assert strip.crop((64, 0, 96, 32)).tobytes() == again.tobytes()
+
+
+def assert_same_pixels(got: Image.Image, want: Image.Image) -> None:
+    """Equal up to one grey level: a batch's composition moves float rounding (~1e-6)."""
+    diff = np.abs(np.asarray(got.convert("RGB"), np.int16) - np.asarray(want, np.int16))
+    assert diff.max() <= 1, f"images differ by up to {diff.max()} levels"
+
+
+def test_neutralize_round_trip_is_the_models_neutralize(api, stack):
+    picture = images.png((32, 32), (30, 140, 220))  # at the model's resolution: sent as is
+    answer = api.post("/neutralize", files={"image": ("a.png", picture)})
+    assert answer.status_code == 200, answer.text
+    sha = stack["worker"].info.models["digits"].checkpoint_sha256
+    assert answer.headers["x-checkpoint-sha256"] == sha and "x-seed" not in answer.headers
+    model = load_model(stack["models"] / "digits")
+    assert_same_pixels(pixels(answer.content), model.neutralize(pixels(picture)))
+
+
+def test_interpolate_round_trip_is_the_models_interpolate(api, stack):
+    a, b = images.png((32, 32), (30, 140, 220)), images.png((32, 32), (240, 200, 10))
+    files = {"a": ("a.png", a), "b": ("b.png", b)}
+    answer = api.post("/interpolate", files=files, data={"steps": "3", "model": "faces"})
+    assert answer.status_code == 200, answer.text
+    strip = pixels(answer.content).convert("RGB")
+    assert strip.size == (3 * 32, 32)
+    model = load_model(stack["models"] / "faces")
+    for i, want in enumerate(model.interpolate(pixels(a), pixels(b), steps=3)):
+        assert_same_pixels(strip.crop((32 * i, 0, 32 * (i + 1), 32)), want)
 
 
 def test_encode_then_generate(api):

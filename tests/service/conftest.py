@@ -7,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.api.deps import get_jobs, get_registry
+from service.api.deps import get_jobs, get_workers
 from service.core.config import Settings
 from service.main import create_app
-from tests.service.fakes import FakeJobs, FakeRegistry
+from tests.service.fakes import FakeJobs, FakeWorkers
 from tests.utils import images
 
 
@@ -34,8 +34,8 @@ def jobs() -> FakeJobs:
 
 
 @pytest.fixture
-def registry() -> FakeRegistry:
-    return FakeRegistry()
+def workers() -> FakeWorkers:
+    return FakeWorkers()
 
 
 @pytest.fixture
@@ -44,10 +44,10 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def client(settings, jobs, registry):
+def client(settings, jobs, workers):
     app = create_app(settings)
     app.dependency_overrides[get_jobs] = lambda: jobs
-    app.dependency_overrides[get_registry] = lambda: registry
+    app.dependency_overrides[get_workers] = lambda: workers
     with TestClient(app) as c:
         yield c
 

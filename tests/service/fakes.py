@@ -1,5 +1,5 @@
 """Stand-ins for the two things the routes talk to, for unit tests of the routes alone: the
-job queue (answers at once, echoing the images it was sent) and the worker registry."""
+job queue (answers at once, echoing the images it was sent) and the live workers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from contract.registry import ModelInfo, WorkerInfo
 from contract.tasks import EncodeResult, ImagesResult, TaskName
 from service.core.jobs import JobError, JobRecord, JobState, JobWatch
+from service.core.workers import LiveWorkers
 
 SHA = "ab" * 32
 
@@ -26,8 +27,11 @@ def model_info(name: str = "digits", resolution: int = 32) -> ModelInfo:
     )  # fmt: skip
 
 
-class FakeRegistry:
+class FakeWorkers(LiveWorkers):
+    """One consuming worker holding `_models` (none: no worker), without Redis."""
+
     def __init__(self, models: dict[str, ModelInfo] | None = None) -> None:
+        super().__init__(redis=None, cache_s=0, retry_after_s=5)
         self._models = {"digits": model_info()} if models is None else models
 
     async def workers(self) -> list[WorkerInfo]:
@@ -36,9 +40,6 @@ class FakeRegistry:
         now = time.time()
         return [WorkerInfo(worker_id="w1", hostname="test", pid=1, device="cpu",
                            models=self._models, started_at=now, heartbeat_at=now)]  # fmt: skip
-
-    async def models(self) -> dict[str, ModelInfo]:
-        return dict(self._models)
 
 
 def _blank(resolution: int) -> str:
@@ -67,9 +68,9 @@ class FakeJobs:
     async def watch(self):
         yield JobWatch(str(uuid.uuid4()), results=None)
 
-    async def submit(self, kind, task, payload, expires_s, *, journal=False, watch=None):
+    async def submit(self, task, payload, expires_s, *, journal=False, watch=None):
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
-        record = JobRecord(kind, task, time.time())
+        record = JobRecord(task, time.time())
         self.sent.append((task, payload))
         self.jobs[job_id] = (record, payload)
         return job_id, record
@@ -90,10 +91,12 @@ class FakeJobs:
         if record.task is TaskName.ENCODE:
             n = len(payload.images)
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
-        elif record.task is TaskName.TRANSFER:
+        elif record.task in (TaskName.TRANSFER, TaskName.NEUTRALIZE):
             result = ImagesResult(**common, images=[payload.image])  # echo what was sent
         elif record.task is TaskName.SAMPLE:
             result = ImagesResult(**common, images=[payload.image] * payload.n, seed=payload.seed)
+        elif record.task is TaskName.INTERPOLATE:
+            result = ImagesResult(**common, images=[payload.a] * (payload.steps - 1) + [payload.b])
         else:
             result = ImagesResult(**common, images=[_blank(32)] * len(payload.z))
         return JobState(job_id, record, "succeeded", result=result)

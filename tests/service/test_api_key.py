@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.api.deps import get_jobs, get_registry
+from service.api.deps import get_jobs, get_workers
 from service.main import create_app
 from tests.service.conftest import small_settings
 
@@ -12,10 +12,10 @@ KEY = "k" * 32
 
 
 @pytest.fixture
-def keyed(jobs, registry):
+def keyed(jobs, workers):
     app = create_app(small_settings(api_key=KEY))
     app.dependency_overrides[get_jobs] = lambda: jobs
-    app.dependency_overrides[get_registry] = lambda: registry
+    app.dependency_overrides[get_workers] = lambda: workers
     with TestClient(app) as c:
         yield c
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from contract.tasks import ImagesResult, TaskName
-from service.core.backends import Backends
+from service.core.connections import Connections
 from service.core.errors import Unavailable
 from service.core.jobs import JobQueue, JobRecord
 from service.core.results import CONTROL_CHANNEL
@@ -37,16 +37,16 @@ def stored(jobs: JobQueue, job_id: str) -> bytes:
 
 
 def record() -> JobRecord:
-    return JobRecord("generate", TaskName.GENERATE, time.time())
+    return JobRecord(TaskName.GENERATE, time.time())
 
 
 def run(server, scenario, **settings) -> None:
     async def main() -> None:
-        backends = Backends.open(small_settings(redis_url=server.url, **settings))
+        connections = Connections.open(small_settings(redis_url=server.url, **settings))
         try:
-            await scenario(backends.jobs)
+            await scenario(connections.jobs)
         finally:
-            await backends.close()
+            await connections.close()
 
     asyncio.run(main())
 

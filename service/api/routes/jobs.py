@@ -1,9 +1,11 @@
+"""A job's state and result, for `?async=true` requests and after a 504."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.answers import public_result
 from service.api.deps import JobsDep
+from service.api.job_route import public_result
 from service.core.errors import ApiError
 from service.schemas.responses import ErrorPublic, JobErrorPublic, JobStatusPublic
 
@@ -25,6 +27,6 @@ async def read_job(job_id: str, jobs: JobsDep) -> JobStatusPublic:
         job_id=job_id,
         kind=state.record.kind,
         status=state.state,
-        result=public_result(state.record.kind, job_id, state.result) if state.result else None,
+        result=public_result(state.record.task, job_id, state.result) if state.result else None,
         error=JobErrorPublic(**vars(state.error)) if state.error else None,
     )

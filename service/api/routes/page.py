@@ -1,3 +1,5 @@
+"""The web page at `/`."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,23 @@
+"""/healthz, /readyz and /metrics (service/api/routes/health.py)."""
+
 from __future__ import annotations
+
+from tests.service.fakes import model_info
+
+
+def test_healthz_is_ok_without_redis(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_a_worker_holds_the_default_model(client):
+    answer = client.get("/readyz")
+    assert answer.status_code == 200 and answer.json()["models"] == ["digits"]
+
+
+def test_readyz_is_503_when_no_worker_holds_the_default_model(client, workers):
+    workers._models = {"faces": model_info("faces")}
+    answer = client.get("/readyz")
+    assert answer.status_code == 503 and "retry-after" in answer.headers
 
 
 def test_metrics_count_requests_by_route_and_status(client, png):
@@ -13,17 +32,3 @@ def test_metrics_count_requests_by_route_and_status(client, png):
 def test_metrics_label_unknown_paths_as_one_route(client):
     client.get("/no/such/path")
     assert 'route="other",status="404"' in client.get("/metrics").text
-
-
-def test_page_has_the_transfer_and_sample_forms(client):
-    html = client.get("/").text
-    assert 'id="transfer-form"' in html and 'id="sample-form"' in html
-    assert client.get("/static/app.js").status_code == 200
-
-
-def test_docs_and_openapi_describe_the_upload_routes(client):
-    assert client.get("/docs").status_code == 200
-    spec = client.get("/openapi.json").json()
-    body = spec["paths"]["/transfer"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert {"image", "attributes", "strength", "model"} <= set(body["schema"]["properties"])
-    assert "413" in spec["paths"]["/transfer"]["post"]["responses"]

@@ -1,21 +1,33 @@
+"""The latent routes: pictures to posterior means (`/encode`) and latents to pictures
+(`/generate`)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from contract.registry import ModelInfo
-from contract.tasks import GenerateRequest, TaskName
-from service.api.deps import (
-    JobRunnerDep,
-    RegistryDep,
-    SettingsDep,
-    held_model,
-)
-from service.api.docs import job_responses
-from service.schemas.requests import GenerateBody
-from service.schemas.responses import ImagesPublic
+from contract.tasks import MAX_BATCH, EncodeRequest, GenerateRequest, TaskName
+from service.api.deps import FormDep
+from service.api.forms import multipart_body
+from service.api.job_route import JobRouteDep, job_responses
+from service.schemas.requests import ENCODE_FILES, GenerateBody, UploadFields
+from service.schemas.responses import EncodePublic, ImagesPublic
 
 router = APIRouter(tags=["latents"])
+
+
+@router.post(
+    "/encode",
+    response_model=EncodePublic,
+    responses=job_responses(None),
+    openapi_extra=multipart_body(UploadFields, ENCODE_FILES),
+)
+async def encode(form: FormDep, job: JobRouteDep) -> Response:
+    """Posterior means of z and e for 1 to 64 `images`."""
+    upload = await job.read(form, UploadFields, ENCODE_FILES, max_many=MAX_BATCH)
+    payload = EncodeRequest(model=upload.model.name, images=upload.pngs["images"])
+    return await job.answer(TaskName.ENCODE, payload, as_json=True)
 
 
 @router.post(
@@ -23,25 +35,14 @@ router = APIRouter(tags=["latents"])
     response_model=ImagesPublic,
     responses=job_responses("with Accept: image/png, the images side by side", uploads=False),
 )
-async def generate(
-    body: GenerateBody,
-    request: Request,
-    settings: SettingsDep,
-    registry: RegistryDep,
-    runner: JobRunnerDep,
-) -> Response:
+async def generate(body: GenerateBody, request: Request, job: JobRouteDep) -> Response:
     """Images from latents: z (B, z_dim) with e (B, e_dim), or with the reference e^r.
     JSON unless the client asks for `image/png`."""
-    model = await held_model(registry, body.model, settings)
+    model = await job.model(body.model)
     _check_shapes(body, model)
     payload = GenerateRequest(model=model.name, z=body.z, e=body.e)
-    return await runner.answer(
-        "generate", TaskName.GENERATE, payload, as_json=not _asks_png(request)
-    )
-
-
-def _asks_png(request: Request) -> bool:
-    return "image/png" in request.headers.get("accept", "").lower()
+    as_json = "image/png" not in request.headers.get("accept", "").lower()
+    return await job.answer(TaskName.GENERATE, payload, as_json=as_json)
 
 
 def _check_shapes(body: GenerateBody, model: ModelInfo) -> None:

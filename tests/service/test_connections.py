@@ -1,5 +1,5 @@
-"""The real job queue and registry against redis-server (no worker): outages, timeouts, and
-results arriving by publication rather than polling."""
+"""The real job queue and live workers (service/core/connections.py) against redis-server, no
+worker: outages, timeouts, and results arriving by publication rather than polling."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from contract.registry import WorkerInfo, worker_key
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, GenerateRequest, TaskName
-from service.core.backends import Backends
+from service.core.connections import Connections
 from service.main import create_app
 from tests.service.conftest import small_settings
 from tests.service.fakes import model_info
@@ -96,7 +96,7 @@ def test_result_is_answered_as_soon_as_it_is_stored(redis_server, png):
         redis.Redis.from_url(redis_server.url).delete(*leftovers)
     with TestClient(app) as client:
         thread = threading.Thread(
-            target=fake_worker, args=(app.state.backends.jobs.celery.backend,)
+            target=fake_worker, args=(app.state.connections.jobs.celery.backend,)
         )
         thread.start()
         answer = client.post("/sample", files={"image": ("a", png)}, data={"n": "1", "seed": "3"})
@@ -109,7 +109,7 @@ def test_result_is_answered_as_soon_as_it_is_stored(redis_server, png):
 def test_sending_a_job_subscribes_nothing_beyond_the_wait(redis_server):
     """Celery's stock backend subscribes to each task it sends (for AsyncResult.get); the API
     waits on its own subscription, so a send is one LPUSH and no SUBSCRIBE."""
-    from service.core.celery_app import make_celery
+    from service.core.connections import make_celery
 
     app = make_celery(small_settings(redis_url=redis_server.url))
     client = redis.Redis.from_url(redis_server.url)
@@ -134,23 +134,23 @@ def test_first_requests_after_a_redis_restart_do_not_fail_on_stale_pooled_connec
     a Redis restart, on the GET that follows a subscription)."""
 
     async def scenario(server) -> None:
-        backends = Backends.open(small_settings(redis_url=server.url, redis_timeout_s=1))
-        jobs = backends.jobs
+        connections = Connections.open(small_settings(redis_url=server.url, redis_timeout_s=1))
+        jobs = connections.jobs
         payload = GenerateRequest(model="digits", z=[[0.0] * 8])
         try:
-            job_id, _ = await jobs.submit("generate", TaskName.GENERATE, payload, 30)
+            job_id, _ = await jobs.submit(TaskName.GENERATE, payload, 30)
             await asyncio.gather(*(jobs.state(job_id) for _ in range(8)))  # 8+ connections
-            pooled = len(backends.redis.connection_pool._available_connections)
+            pooled = len(connections.redis.connection_pool._available_connections)
             assert pooled >= 8, pooled
             server.stop()
             server.start()  # the append-only file brings the job back
             states = await asyncio.gather(*(jobs.state(job_id) for _ in range(8)))
             assert [s.state for s in states] == ["queued"] * 8
             await asyncio.gather(*(jobs.queue_depth() for _ in range(8)))
-            await jobs.submit("generate", TaskName.GENERATE, payload, 30)
+            await jobs.submit(TaskName.GENERATE, payload, 30)
             await jobs.ping()
         finally:
-            await backends.close()
+            await connections.close()
 
     with running_redis(tmp_path) as server:
         asyncio.run(scenario(server))
@@ -161,15 +161,15 @@ def test_job_a_worker_has_started_is_running(redis_server):
     """Workers store no STARTED state; their delivery counter says a job was started."""
 
     async def scenario() -> None:
-        backends = Backends.open(small_settings(redis_url=redis_server.url))
+        connections = Connections.open(small_settings(redis_url=redis_server.url))
         payload = GenerateRequest(model="digits", z=[[0.0] * 8])
         try:
-            job_id, _ = await backends.jobs.submit("generate", TaskName.GENERATE, payload, 30)
-            assert (await backends.jobs.state(job_id)).state == "queued"
-            await backends.redis.incr(DELIVERIES_PREFIX + job_id)
-            assert (await backends.jobs.state(job_id)).state == "running"
+            job_id, _ = await connections.jobs.submit(TaskName.GENERATE, payload, 30)
+            assert (await connections.jobs.state(job_id)).state == "queued"
+            await connections.redis.incr(DELIVERIES_PREFIX + job_id)
+            assert (await connections.jobs.state(job_id)).state == "running"
         finally:
-            await backends.close()
+            await connections.close()
 
     asyncio.run(scenario())
     redis.Redis.from_url(redis_server.url).delete(QUEUE)

@@ -1,20 +1,17 @@
-"""Which models the live workers hold, read from the registry they write to Redis."""
+"""The live workers and the models they hold, read from the registry they write to Redis
+(contract/registry.py)."""
 
 from __future__ import annotations
 
-import logging
 import time
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from contract.registry import KEY_PREFIX, ModelInfo, WorkerInfo
-from service.core.redis_errors import redis_errors
-
-log = logging.getLogger(__name__)
+from contract.registry import ModelInfo, WorkerInfo, parse_workers, worker_pattern
+from service.core.errors import ApiError, Unavailable, redis_errors
 
 
-class WorkerRegistry:
+class LiveWorkers:
     def __init__(self, redis: Redis, cache_s: float, retry_after_s: int) -> None:
         self.redis = redis
         self.cache_s = cache_s
@@ -27,16 +24,8 @@ class WorkerRegistry:
         if self._cached is not None and now - self._cached[0] < self.cache_s:
             return self._cached[1]
         async with redis_errors(self.retry_after_s):
-            keys = [key async for key in self.redis.scan_iter(match=f"{KEY_PREFIX}*", count=100)]
-            values = await self.redis.mget(keys) if keys else []
-        workers = []
-        for key, raw in zip(keys, values, strict=True):
-            if raw is None:  # expired between SCAN and MGET
-                continue
-            try:
-                workers.append(WorkerInfo.model_validate_json(raw))
-            except ValidationError:
-                log.warning("ignoring malformed worker registry entry %s", key)
+            keys = [k async for k in self.redis.scan_iter(match=worker_pattern(), count=100)]
+            workers = parse_workers(await self.redis.mget(keys) if keys else [])
         self._cached = (now, workers)
         return workers
 
@@ -48,3 +37,13 @@ class WorkerRegistry:
                 for name, info in worker.models.items():
                     found.setdefault(name, info)
         return found
+
+    async def model(self, name: str) -> ModelInfo:
+        """The model `name` as a live worker holds it: 404 for a name no worker has, 503 when
+        no worker is up at all."""
+        models = await self.models()
+        if name in models:
+            return models[name]
+        if not models:
+            raise Unavailable("no worker is serving models", self.retry_after_s)
+        raise ApiError(404, f"unknown model {name!r}; available: {', '.join(sorted(models))}")

@@ -1,0 +1,218 @@
+"""What every job route does around its own payload: read the upload (validated fields, the
+model it names as a live worker holds it, clean PNGs at that model's resolution), then queue
+the job and answer it: 202 with `?async=true`, else the result as PNG (reproducibility in
+headers) or JSON (in fields). Also the OpenAPI description of those answers.
+
+    async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
+        upload = await job.read(form, NeutralizeFields, NEUTRALIZE_FILES)
+        payload = NeutralizeRequest(model=upload.model.name, image=upload.png("image"))
+        return await job.answer(TaskName.NEUTRALIZE, payload, as_json=as_json)
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from contract.registry import ModelInfo
+from contract.tasks import EncodeResult, ImagesResult, TaskName
+from service.api import forms
+from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
+from service.core import images
+from service.core.errors import ApiError, Unavailable
+from service.core.jobs import JobState
+from service.core.uploads import Form, Upload
+from service.schemas.requests import FileSpec, UploadFields
+from service.schemas.responses import (
+    EncodePublic,
+    ErrorPublic,
+    ImagePublic,
+    ImagesPublic,
+    JobAccepted,
+    JobResultPublic,
+)
+
+F = TypeVar("F", bound=UploadFields)
+
+ONE_IMAGE = (TaskName.TRANSFER, TaskName.NEUTRALIZE)  # answered as `image`, not `images`
+
+
+@dataclass(frozen=True)
+class JobUpload(Generic[F]):
+    """A route's upload, read and checked: its fields, the model, and each file as a clean PNG
+    (base64, at the model's resolution) by field name."""
+
+    fields: F
+    model: ModelInfo
+    pngs: dict[str, list[str]]
+
+    def png(self, name: str) -> str:
+        (one,) = self.pngs[name]
+        return one
+
+
+class JobRoute:
+    """Built by FastAPI for each job request (`JobRouteDep`)."""
+
+    def __init__(
+        self,
+        request: Request,
+        settings: SettingsDep,
+        jobs: JobsDep,
+        workers: WorkersDep,
+        metrics: MetricsDep,
+        run_async: AsyncFlag = False,
+    ) -> None:
+        self.request = request
+        self.settings = settings
+        self.jobs = jobs
+        self.workers = workers
+        self.metrics = metrics
+        self.run_async = run_async
+
+    async def model(self, name: str | None) -> ModelInfo:
+        """The model a request names (or the default), as a live worker holds it: 404 for a
+        name no worker has, 503 when no worker is up at all."""
+        return await self.workers.model(name or self.settings.default_model)
+
+    async def read(
+        self, form: Form, fields: type[F], files: FileSpec, max_many: int = 1
+    ) -> JobUpload[F]:
+        """The form's fields and files (422 naming each problem), the model, and the files as
+        clean PNGs, decoded off the event loop (400, 413, 415 for a refused image)."""
+        params = forms.fields(fields, form)
+        uploads = forms.files(form, files, max_many)
+        model = await self.model(params.model)
+        limits = images.Limits(max_pixels=self.settings.max_pixels)
+
+        def prepare(u: Upload) -> str:
+            label = f"{u.field} ({u.filename[:100]!r})"
+            return base64.b64encode(
+                images.prepare(u.data, model.resolution, limits, label)
+            ).decode()
+
+        try:
+            pngs = await run_in_threadpool(
+                lambda: {name: [prepare(u) for u in found] for name, found in uploads.items()}
+            )
+        except images.ImageRejected as exc:
+            raise ApiError(exc.status, exc.detail) from exc
+        return JobUpload(params, model, pngs)
+
+    async def answer(self, task: TaskName, payload: BaseModel, *, as_json: bool) -> Response:
+        """Queues the job; 202 at once with `?async=true`, else its answer once it is done."""
+        jobs, metrics, settings = self.jobs, self.metrics, self.settings
+        start = time.perf_counter()
+        if self.run_async:
+            job_id, _ = await jobs.submit(task, payload, settings.result_ttl_s, journal=True)
+            metrics.jobs.labels(task, "submitted").inc()
+            url = str(self.request.url_for("read_job", job_id=job_id).path)
+            return JSONResponse(
+                JobAccepted(job_id=job_id, status_url=url).model_dump(),
+                status_code=202,
+                headers={"Location": url},
+            )
+        async with jobs.watch() as watch:
+            # A synchronous job nobody waits for after the timeout is dropped by the worker.
+            job_id, record = await jobs.submit(task, payload, settings.job_timeout_s, watch=watch)
+            metrics.jobs.labels(task, "submitted").inc()
+            try:
+                state = await jobs.wait(watch, record, settings.job_timeout_s)
+            except ApiError as exc:
+                metrics.jobs.labels(task, "timeout" if exc.status_code == 504 else "error").inc()
+                raise
+        metrics.job_seconds.labels(task).observe(time.perf_counter() - start)
+        metrics.jobs.labels(task, state.state).inc()
+        self._raise_for_failure(state)
+        assert state.result is not None
+        metrics.worker_seconds.labels(task).observe(state.result.elapsed_ms / 1000)
+        return await render(public_result(task, job_id, state.result), as_json)
+
+    def _raise_for_failure(self, state: JobState) -> None:
+        if state.error is None:
+            return
+        if state.error.status == 503:
+            raise Unavailable(state.error.detail, self.settings.retry_after_s)
+        raise ApiError(state.error.status, state.error.detail, headers={"X-Job-Id": state.job_id})
+
+
+JobRouteDep = Annotated[JobRoute, Depends()]
+
+
+def public_result(task: TaskName, job_id: str, result: BaseModel) -> JobResultPublic:
+    common = dict(
+        job_id=job_id,
+        model=result.model,
+        checkpoint_sha256=result.checkpoint_sha256,
+        elapsed_ms=result.elapsed_ms,
+    )
+    if isinstance(result, EncodeResult):
+        return EncodePublic(**common, z=result.z, e=result.e)
+    assert isinstance(result, ImagesResult)
+    if task in ONE_IMAGE:
+        return ImagePublic(**common, seed=result.seed, image=result.images[0])
+    return ImagesPublic(**common, seed=result.seed, images=result.images)
+
+
+def reproducibility_headers(public: JobResultPublic) -> dict[str, str]:
+    headers = {
+        "X-Job-Id": public.job_id,
+        "X-Model": public.model,
+        "X-Checkpoint-SHA256": public.checkpoint_sha256,
+        "X-Elapsed-Ms": f"{public.elapsed_ms:.1f}",
+    }
+    if public.seed is not None:
+        headers["X-Seed"] = str(public.seed)
+    return headers
+
+
+async def render(public: JobResultPublic, as_json: bool) -> Response:
+    headers = reproducibility_headers(public)
+    if as_json or isinstance(public, EncodePublic):
+        return JSONResponse(public.model_dump(mode="json"), headers=headers)
+    if isinstance(public, ImagePublic):
+        png = base64.b64decode(public.image)
+    elif len(public.images) == 1:
+        png = base64.b64decode(public.images[0])
+    else:
+        pngs = [base64.b64decode(i) for i in public.images]
+        png = await run_in_threadpool(images.strip, pngs)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+# --- OpenAPI: the error contract and the PNG answers of the job routes ---------------------
+
+_ERRORS = {
+    400: "undecodable or truncated image, malformed multipart body",
+    401: "missing or wrong X-API-Key (only when the service has a key)",
+    404: "unknown model",
+    413: "a file, field or body over its size limit, too many files, or too many pixels",
+    415: "an image format outside PNG, JPEG, WebP, BMP and GIF, or not multipart/form-data",
+    422: "missing or out-of-range fields",
+    503: "Redis or the workers unavailable, or the queue full; see Retry-After",
+    504: "the job outlived its time limit",
+}
+
+
+def job_responses(png: str | None, uploads: bool = True) -> dict:
+    skip = set() if uploads else {400, 413, 415}
+    responses: dict = {
+        status: {"model": ErrorPublic, "description": text}
+        for status, text in _ERRORS.items()
+        if status not in skip
+    }
+    responses[202] = {"model": JobAccepted, "description": "with ?async=true: the job id"}
+    if png:
+        responses[200] = {
+            "description": f"{png}; JSON with `Accept: application/json`. Headers X-Model, "
+            "X-Checkpoint-SHA256, X-Seed (when sampled), X-Job-Id, X-Elapsed-Ms",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    return responses

@@ -1,0 +1,105 @@
+"""The picture routes: transfer, sample, neutralise, interpolate. Each takes uploads and answers
+pictures (one PNG, or a strip of them side by side; JSON with `Accept: application/json`)."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Response
+
+from contract.tasks import (
+    MAX_SEED,
+    InterpolateRequest,
+    NeutralizeRequest,
+    SampleRequest,
+    TaskName,
+    TransferRequest,
+)
+from service.api.deps import FormDep, WantsJson
+from service.api.forms import multipart_body
+from service.api.job_route import JobRouteDep, job_responses
+from service.schemas.requests import (
+    INTERPOLATE_FILES,
+    NEUTRALIZE_FILES,
+    SAMPLE_FILES,
+    TRANSFER_FILES,
+    InterpolateFields,
+    SampleFields,
+    TransferFields,
+    UploadFields,
+)
+from service.schemas.responses import ImagePublic, ImagesPublic
+
+router = APIRouter(tags=["images"])
+
+
+@router.post(
+    "/transfer",
+    response_model=ImagePublic,
+    responses=job_responses("the edited image as PNG"),
+    openapi_extra=multipart_body(TransferFields, TRANSFER_FILES),
+)
+async def transfer(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
+    """`image` with the target factors e (expression, style) of `attributes`."""
+    upload = await job.read(form, TransferFields, TRANSFER_FILES)
+    payload = TransferRequest(
+        model=upload.model.name,
+        image=upload.png("image"),
+        attributes=upload.png("attributes"),
+        strength=upload.fields.strength,
+    )
+    return await job.answer(TaskName.TRANSFER, payload, as_json=as_json)
+
+
+@router.post(
+    "/sample",
+    response_model=ImagesPublic,
+    responses=job_responses("the n variations side by side, as one PNG strip"),
+    openapi_extra=multipart_body(SampleFields, SAMPLE_FILES),
+)
+async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
+    """n variations of `image`: its z kept, e drawn with the given temperature."""
+    upload = await job.read(form, SampleFields, SAMPLE_FILES)
+    params = upload.fields
+    # Drawn here rather than by the worker, so the job is repeatable if redelivered and the
+    # answer can always name its seed.
+    seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    payload = SampleRequest(
+        model=upload.model.name,
+        image=upload.png("image"),
+        n=params.n,
+        seed=seed,
+        temperature=params.temperature,
+    )
+    return await job.answer(TaskName.SAMPLE, payload, as_json=as_json)
+
+
+@router.post(
+    "/neutralize",
+    response_model=ImagePublic,
+    responses=job_responses("the neutralised image as PNG"),
+    openapi_extra=multipart_body(UploadFields, NEUTRALIZE_FILES),
+)
+async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
+    """`image` with the reference target factors e^r: a neutral face, a plain digit."""
+    upload = await job.read(form, UploadFields, NEUTRALIZE_FILES)
+    payload = NeutralizeRequest(model=upload.model.name, image=upload.png("image"))
+    return await job.answer(TaskName.NEUTRALIZE, payload, as_json=as_json)
+
+
+@router.post(
+    "/interpolate",
+    response_model=ImagesPublic,
+    responses=job_responses("the steps side by side, as one PNG strip"),
+    openapi_extra=multipart_body(InterpolateFields, INTERPOLATE_FILES),
+)
+async def interpolate(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
+    """`a`'s z with e moving in `steps` from `a`'s own to `b`'s (both ends included)."""
+    upload = await job.read(form, InterpolateFields, INTERPOLATE_FILES)
+    payload = InterpolateRequest(
+        model=upload.model.name,
+        a=upload.png("a"),
+        b=upload.png("b"),
+        steps=upload.fields.steps,
+    )
+    return await job.answer(TaskName.INTERPOLATE, payload, as_json=as_json)

@@ -6,7 +6,7 @@
    tensors already in memory): latency at batch 1, and throughput over a batch-size sweep.
 2. The same work through `POST /transfer` (two PNGs at the model's resolution, PNG answer) at
    concurrency 1, 4 and 16 for `--seconds` each: p50, p95, p99 latency, requests per second,
-   and the ratios against the bare model, with the issue's goals:
+   and the ratios against the bare model, with the latency goals:
    - concurrency 1: p50 within 15 ms of the bare batch-1 time;
    - concurrency 16: at least 70% of the bare model's best batched throughput.
    Where the time goes comes from the API's own /metrics (deltas over each level): the whole

@@ -75,11 +75,6 @@ def decode_batch(images: Sequence[str], resolution: int, field: str = "images") 
     return imageio.uint8_to_tensor(np.stack(arrays))
 
 
-def decode_one(data: str, resolution: int, field: str) -> torch.Tensor:
-    """One base64 PNG -> (1, 3, R, R) in [-1, 1]."""
-    return imageio.uint8_to_tensor(decode_png(data, resolution, field)[None])
-
-
 def decode_fields(images: dict[str, str], resolution: int) -> torch.Tensor:
     """{field name: base64 PNG} -> (B, 3, R, R) in [-1, 1], in the dict's order."""
     arrays = [decode_png(data, resolution, field) for field, data in images.items()]

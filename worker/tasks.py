@@ -13,11 +13,12 @@ import hashlib
 import logging
 import threading
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from celery import Task, signals
 from celery.exceptions import Ignore
+from pydantic import BaseModel
 
 from contract.errors import JobError
 from contract.tasks import (
@@ -100,65 +101,70 @@ def _release_gate(**_) -> None:
         held.close()
 
 
-# --- the tasks -------------------------------------------------------------------------------
+# --- the tasks ---------------------------------------------------------------------------------
 
 
 def _task(name: str):
     return app.task(name=str(name), base=ModelTask, bind=True)
 
 
-def _images_result(m: ServedModel, t0: float, x: torch.Tensor, seed: int | None = None) -> dict:
-    return ImagesResult(
-        model=m.name,
-        checkpoint_sha256=m.info.checkpoint_sha256,
-        elapsed_ms=(time.perf_counter() - t0) * 1000,
-        images=payload.encode_batch(x),
-        seed=seed,
-    ).model_dump(mode="json")
+class Run:
+    """One job's request, model and device calls: what each task body is written with."""
+
+    def __init__(self, job: Job, schema: type[BaseModel], args: tuple, kwargs: dict) -> None:
+        self.t0 = time.perf_counter()
+        self.job = job
+        self.req: Any = payload.parse(schema, args, kwargs)
+        self.rt = get_runtime()
+        self.m: ServedModel = self.rt.model(self.req.model)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim), batched with others."""
+        return self.rt.encode(self.m, x, self.job.id, self.job.deadline)
+
+    def encode_pngs(self, **pngs: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Base64 PNGs by field name, in that order -> z, e (one row each)."""
+        return self.encode(payload.decode_fields(pngs, self.m.vae.resolution))
+
+    def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R), batched with others."""
+        return self.rt.generate(self.m, z, e, self.job.id, self.job.deadline)
+
+    def result(self, schema: type[BaseModel] = ImagesResult, **fields) -> dict:
+        return schema(
+            model=self.m.name,
+            checkpoint_sha256=self.m.info.checkpoint_sha256,
+            elapsed_ms=(time.perf_counter() - self.t0) * 1000,
+            **fields,
+        ).model_dump(mode="json")
+
+    def images(self, x: torch.Tensor, seed: int | None = None) -> dict:
+        return self.result(images=payload.encode_batch(x), seed=seed)
 
 
 @_task(TaskName.ENCODE)
 def encode(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(EncodeRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    x = payload.decode_batch(req.images, m.vae.resolution)
-    z, e = rt.encode(m, x, job.id, job.deadline)
-    return EncodeResult(
-        model=m.name,
-        checkpoint_sha256=m.info.checkpoint_sha256,
-        elapsed_ms=(time.perf_counter() - t0) * 1000,
-        z=z.tolist(),
-        e=e.tolist(),
-    ).model_dump(mode="json")
+    run = Run(job, EncodeRequest, args, kwargs)
+    z, e = run.encode(payload.decode_batch(run.req.images, run.m.vae.resolution))
+    return run.result(EncodeResult, z=z.tolist(), e=e.tolist())
 
 
 @_task(TaskName.GENERATE)
 def generate(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(GenerateRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    z = payload.latents(req.z, m.vae.z_dim, "z")
-    e = None
-    if req.e is not None:
-        e = payload.latents(req.e, m.vae.e_dim, "e")
-        if e.shape[0] != z.shape[0]:
-            raise payload.InvalidPayload(f"z has {z.shape[0]} rows but e has {e.shape[0]}")
-    return _images_result(m, t0, rt.generate(m, z, e, job.id, job.deadline))
+    run = Run(job, GenerateRequest, args, kwargs)
+    req, vae = run.req, run.m.vae
+    z = payload.latents(req.z, vae.z_dim, "z")
+    e = None if req.e is None else payload.latents(req.e, vae.e_dim, "e")
+    if e is not None and e.shape[0] != z.shape[0]:
+        raise payload.InvalidPayload(f"z has {z.shape[0]} rows but e has {e.shape[0]}")
+    return run.images(run.generate(z, e))
 
 
 @_task(TaskName.TRANSFER)
 def transfer(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(TransferRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    x = payload.decode_fields({"image": req.image, "attributes": req.attributes}, m.vae.resolution)
-    z, e = rt.encode(m, x, job.id, job.deadline)
-    out = rt.generate(m, *transfer_latents(z, e, req.strength), job.id, job.deadline)
-    return _images_result(m, t0, out)
+    run = Run(job, TransferRequest, args, kwargs)
+    z, e = run.encode_pngs(image=run.req.image, attributes=run.req.attributes)
+    return run.images(run.generate(*transfer_latents(z, e, run.req.strength)))
 
 
 def seed_for(job_id: str) -> int:
@@ -168,35 +174,23 @@ def seed_for(job_id: str) -> int:
 
 @_task(TaskName.SAMPLE)
 def sample(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(SampleRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    x = payload.decode_one(req.image, m.vae.resolution, "image")
+    run = Run(job, SampleRequest, args, kwargs)
+    req = run.req
     seed = seed_for(job.id) if req.seed is None else req.seed
-    z, _ = rt.encode(m, x, job.id, job.deadline)
-    latents = sample_latents(z, m.vae.prior, req.n, seed, req.temperature)
-    return _images_result(m, t0, rt.generate(m, *latents, job.id, job.deadline), seed)
+    z, _ = run.encode_pngs(image=req.image)
+    latents = sample_latents(z, run.m.vae.prior, req.n, seed, req.temperature)
+    return run.images(run.generate(*latents), seed)
 
 
 @_task(TaskName.NEUTRALIZE)
 def neutralize(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(NeutralizeRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    x = payload.decode_one(req.image, m.vae.resolution, "image")
-    z, _ = rt.encode(m, x, job.id, job.deadline)
-    return _images_result(m, t0, rt.generate(m, *neutral_latents(z), job.id, job.deadline))
+    run = Run(job, NeutralizeRequest, args, kwargs)
+    z, _ = run.encode_pngs(image=run.req.image)
+    return run.images(run.generate(*neutral_latents(z)))
 
 
 @_task(TaskName.INTERPOLATE)
 def interpolate(self, job: Job, *args, **kwargs) -> dict:
-    t0 = time.perf_counter()
-    req = payload.parse(InterpolateRequest, args, kwargs)
-    rt = get_runtime()
-    m = rt.model(req.model)
-    x = payload.decode_fields({"a": req.a, "b": req.b}, m.vae.resolution)
-    z, e = rt.encode(m, x, job.id, job.deadline)
-    out = rt.generate(m, *interpolate_latents(z, e, req.steps), job.id, job.deadline)
-    return _images_result(m, t0, out)
+    run = Run(job, InterpolateRequest, args, kwargs)
+    z, e = run.encode_pngs(a=run.req.a, b=run.req.b)
+    return run.images(run.generate(*interpolate_latents(z, e, run.req.steps)))

@@ -26,7 +26,9 @@ class ModelConfig:
     # Discriminator channel widths relative to the encoders': 8 of the 18 network passes of an
     # sRb-VAE step are discriminator passes, so narrower ones make CPU training much cheaper.
     disc_width: float = 1.0
-    disc_dropout: float = 0.25  # A.4: drop inputs of the discriminators' last FC layers
+    disc_dropout: float = (
+        0.25  # A.4: drop the image or the latent input stream of d's last FC layers
+    )
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -100,6 +102,13 @@ class ObjectiveConfig:
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
     adversarial_weight: float = 1.0
     latent_recon_weight: float = 1.0  # Fig. 3(e, f): -log q(z, e | G(z, e)) of prior samples
+    # sRb-VAE, not in the paper: when > 0, the adversarial weight is set at every step so that
+    # the adversarial terms push the generated images this many times as hard as the image
+    # reconstruction pushes the reconstructed ones (norms of the gradients with respect to the
+    # generator's outputs); adversarial_weight is then ignored. With the paper's scale (summed
+    # Laplace terms, lambda 0.01) the reconstruction sends about 10^4 times the adversarial
+    # gradient to G, so Eq. (6) barely acts (docs/training.md). 0: the fixed weight.
+    adversarial_balance: float = 0.0
     # Std of Gaussian noise added to every image the discriminators see (instance noise). Not in
     # the paper: it keeps them from telling data from early, blurry samples by the images alone,
     # which starves the encoders of the signal carried by the latents. 0 is the paper.
@@ -124,6 +133,8 @@ class ObjectiveConfig:
             raise ValueError("transfer_weight must be >= 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
+        if self.adversarial_balance < 0:
+            raise ValueError("adversarial_balance must be >= 0")
         if self.disc_image_noise < 0:
             raise ValueError("disc_image_noise must be >= 0")
         if self.adversarial_loss not in ("logit", "nonsaturating"):

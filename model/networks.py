@@ -99,11 +99,33 @@ class Generator(nn.Module):
         return self.net(h)  # (B, 3, H, W) in [-1, 1]
 
 
+class StreamDropout(nn.Module):
+    """Zeroes whole input streams per sample, each with probability p (paper A.4).
+
+    A.4 drops "the inputs corresponding to latent variables and images" of the last FC layer:
+    a discriminator that sometimes sees only the latents must learn to judge them, instead of
+    telling real from generated images alone. Kept streams are scaled by 1 / (1 - p).
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, *streams: torch.Tensor) -> list[torch.Tensor]:
+        if not self.training or self.p == 0:
+            return list(streams)
+        keep = 1.0 - self.p
+        return [
+            s * (torch.rand(s.shape[0], 1, device=s.device) < keep).to(s.dtype) / keep
+            for s in streams
+        ]  # each (B, F)
+
+
 class Discriminator(nn.Module):
     """d(x, latents): logit of "x and its latents came from the encoder path q".
 
-    Image features and latents meet only in the last FC layers, whose inputs are dropped out
-    (A.4) so the discriminator cannot ignore the latents and judge the images alone.
+    Image features and latents meet only in the last FC layers, whose two input streams are
+    dropped whole (A.4) so the discriminator cannot ignore the latents and judge the images alone.
     """
 
     def __init__(self, cfg: ModelConfig, latent_dim: int):
@@ -113,15 +135,17 @@ class Discriminator(nn.Module):
             nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
         )
         self.latent_fc = nn.Sequential(nn.Linear(latent_dim, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE))
+        self.stream_dropout = StreamDropout(cfg.disc_dropout)
         self.joint = nn.Sequential(
-            nn.Dropout(cfg.disc_dropout),
             nn.Linear(2 * cfg.fc_dim, cfg.fc_dim),
             nn.LeakyReLU(LRELU_SLOPE),
             nn.Linear(cfg.fc_dim, 1),
         )
 
     def forward(self, x: torch.Tensor, *latents: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([self.image_fc(self.trunk(x)), self.latent_fc(torch.cat(latents, 1))], 1)
+        image = self.image_fc(self.trunk(x))
+        latent = self.latent_fc(torch.cat(latents, 1))
+        h = torch.cat(self.stream_dropout(image, latent), 1)  # (B, 2 * fc_dim)
         return self.joint(h).squeeze(1)  # (B,) logits
 
 

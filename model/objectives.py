@@ -19,8 +19,13 @@ from model.networks import SRbVAE, reparameterize
 
 # ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
 RBVAE_ONLY_SETTINGS = ("e_kl_weight", "swap_weight", "transfer_weight")
+# Settings that only SRbVAEObjective reads.
+SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
+# Cap of a balanced weight: a discriminator whose gradient vanishes must not blow the loss up
+# (untrained ones ask for about 1e8 at 32x32; trained ones for 1e3-1e5).
+MAX_BALANCED_WEIGHT = 1e9
 
 
 @dataclass
@@ -29,6 +34,8 @@ class PhaseResult:
     stats: dict[str, torch.Tensor]
     # Detached samples handed from the model phase to the discriminator phase.
     cache: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The model phase's loss as weighted groups that sum to `loss` (for gradient monitoring).
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
@@ -73,18 +80,13 @@ class Objective:
             raise ValueError("transfer_weight > 0 needs SRbVAE(..., transfer_adversary=True)")
         self.has_discriminators = self.domain or self.transfer
 
-    def _domain_terms(
-        self, loss: torch.Tensor, stats: dict[str, torch.Tensor], mu_z, mu_zr
-    ) -> torch.Tensor:
-        """Adds the domain adversary's term: q(z|x) makes d_zeta call every z the other set's."""
-        if not self.domain:
-            return loss
+    def _domain_term(self, stats: dict[str, torch.Tensor], mu_z, mu_zr) -> torch.Tensor:
+        """The domain adversary's weighted term: q(z|x) makes d_zeta call every z the other
+        set's."""
         d_zu, d_zr = self.net.disc_domain(mu_z), self.net.disc_domain(mu_zr)
         domain = 0.5 * (F.softplus(-d_zu).mean() + F.softplus(d_zr).mean())
-        loss = loss + self.cfg.domain_weight * domain
         stats["loss/domain"] = domain
-        stats["loss/total"] = loss
-        return loss
+        return self.cfg.domain_weight * domain
 
     def _domain_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_zeta's logistic regression: reference z 1, unlabelled z 0."""
@@ -136,21 +138,23 @@ class RbVAEObjective(Objective):
         recon_r = self._recon(x_r, x_r_rec)
         kl_r = kl_to_standard_normal(mu_zr, lv_zr)
 
-        loss = recon_u.mean() + recon_r.mean() + self.kl_weight * (kl_u.mean() + kl_r.mean())
-        swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e) if self.cfg.swap_weight else None
-        if swap is not None:
-            loss = loss + self.cfg.swap_weight * swap.mean()
+        terms = {
+            "recon_x": recon_u.mean() + recon_r.mean(),
+            "kl": self.kl_weight * (kl_u.mean() + kl_r.mean()),
+        }
         stats = {
-            "loss/total": loss,
             "loss/recon_x_u": recon_u.mean(),
             "loss/recon_x_r": recon_r.mean(),
             "loss/kl_u": kl_u.mean(),
             "loss/kl_e": kl_e.mean(),
             "loss/kl_r": kl_r.mean(),
         }
-        if swap is not None:
-            stats["loss/swap_z"] = swap.mean()
-        loss = self._domain_terms(loss, stats, mu_z, mu_zr)
+        if self.cfg.swap_weight:
+            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
+            terms["swap_z"] = self.cfg.swap_weight * swap
+            stats["loss/swap_z"] = swap
+        if self.domain:
+            terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         cache = {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()}
         if self.transfer:
             # z_r detached: the adversary acts through e and G; the reference reconstructions
@@ -158,11 +162,12 @@ class RbVAEObjective(Objective):
             x_transfer = self._transfers(z_r.detach(), mu_e, lv_e)
             # Non-saturating: G and q(e|x) make d_tau call the transfers unlabelled images.
             term = F.softplus(-self.net.disc_transfer(x_transfer).float()).mean()
-            loss = loss + self.cfg.transfer_weight * term
+            terms["transfer"] = self.cfg.transfer_weight * term
             stats["loss/transfer"] = term
-            stats["loss/total"] = loss
             cache.update(x_u=x_u.detach(), x_transfer=x_transfer.detach())
-        return PhaseResult(loss, stats, cache)
+        loss = sum(terms.values())
+        stats["loss/total"] = loss
+        return PhaseResult(loss, stats, cache, terms)
 
     def _transfers(self, z_r, mu_e, lv_e) -> torch.Tensor:
         """G(z_r, e_u): reference z under unlabelled e, as many pairs as the smaller batch."""
@@ -194,10 +199,10 @@ class VAEObjective(Objective):
             x, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
         )
         kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
-        loss = recon.mean() + self.kl_weight * kl.mean()
-        return PhaseResult(
-            loss, {"loss/total": loss, "loss/recon_x": recon.mean(), "loss/kl": kl.mean()}
-        )
+        terms = {"recon_x": recon.mean(), "kl": self.kl_weight * kl.mean()}
+        loss = sum(terms.values())
+        stats = {"loss/total": loss, "loss/recon_x": recon.mean(), "loss/kl": kl.mean()}
+        return PhaseResult(loss, stats, terms=terms)
 
 
 class SRbVAEObjective(Objective):
@@ -205,6 +210,8 @@ class SRbVAEObjective(Objective):
 
     d_xi(x, z, e) and d_gamma(x, z) estimate log q/p: positive on encoder-path pairs
     (data x with z, e ~ q(.|x)), negative on generator-path pairs (x ~ G(z, e), z, e ~ prior).
+    Each network runs once per group of inputs (one generator pass renders the reconstructions
+    and the prior samples together): the same values as separate passes, fewer kernel launches.
     """
 
     def __init__(self, net: SRbVAE, cfg: ObjectiveConfig | None = None):
@@ -216,31 +223,45 @@ class SRbVAEObjective(Objective):
         sigma = self.cfg.disc_image_noise
         return x if sigma == 0 else x + sigma * torch.randn_like(x)
 
+    def _discriminate(self, x_u, z, e, x_hat, z_hat, e_hat, x_r, z_r, x_hat_r, z_hat_r):
+        """Logits of d_xi on (q-pairs, p-pairs) and of d_gamma on (q-pairs, p-pairs), each (B,)."""
+        noisy, bu, br = self._disc_view, x_u.shape[0], x_r.shape[0]
+        d_u = self.net.disc_xze(
+            noisy(torch.cat([x_u, x_hat])), torch.cat([z, z_hat]), torch.cat([e, e_hat])
+        ).float()
+        d_r = self.net.disc_xz(noisy(torch.cat([x_r, x_hat_r])), torch.cat([z_r, z_hat_r])).float()
+        return d_u[:bu], d_u[bu:], d_r[:br], d_r[br:]
+
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         net, cfg = self.net, self.cfg
-        batch_u, batch_r = x_u.shape[0], x_r.shape[0]
-        e_ref_r = net.expand_e_ref(batch_r)
+        bu, br = x_u.shape[0], x_r.shape[0]
+        e_ref_r = net.expand_e_ref(br)
 
         # Encoder path q: data and inferred latents.
-        mu_z, lv_z = net.encoder_z(x_u)
+        mu_zz, lv_zz = net.encoder_z(torch.cat([x_u, x_r]))
+        mu_z, lv_z, mu_zr, lv_zr = mu_zz[:bu], lv_zz[:bu], mu_zz[bu:], lv_zz[bu:]
         mu_e, lv_e = net.encoder_e(x_u)
         z, e = reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e)
-        mu_zr, lv_zr = net.encoder_z(x_r)
         z_r = reparameterize(mu_zr, lv_zr)
 
-        # Generator path p: prior latents and generated images (Algorithm 1, lines 9-13).
-        z_hat = torch.randn(batch_u, net.cfg.z_dim, device=x_u.device)
-        e_hat = torch.randn(batch_u, net.cfg.e_dim, device=x_u.device)
-        z_hat_r = torch.randn(batch_r, net.cfg.z_dim, device=x_u.device)
-        x_hat = net.generator(z_hat, e_hat)
-        x_hat_r = net.generator(z_hat_r, e_ref_r)
+        # Generator path p: prior latents (Algorithm 1, lines 9-11).
+        z_hat = torch.randn(bu, net.cfg.z_dim, device=x_u.device)
+        e_hat = torch.randn(bu, net.cfg.e_dim, device=x_u.device)
+        z_hat_r = torch.randn(br, net.cfg.z_dim, device=x_u.device)
+
+        # One generator pass: reconstructions of both sets (Fig. 3c, d), then the generated
+        # images x_hat, x_hat_r (lines 12-13). (2 * (bu + br), 3, H, W)
+        out = net.generator(
+            torch.cat([z, z_r, z_hat, z_hat_r]), torch.cat([e, e_ref_r, e_hat, e_ref_r])
+        )
+        rec_u, rec_r, x_hat, x_hat_r = out.split([bu, br, bu, br])
+        recon_u, recon_r = self._recon(x_u, rec_u).mean(), self._recon(x_r, rec_r).mean()
+        recon = recon_u + recon_r
 
         # Eq. (6) through the discriminators' estimates of L_xze and L_xz.
-        noisy = self._disc_view
-        d_q_u = net.disc_xze(noisy(x_u), z, e).float()
-        d_q_r = net.disc_xz(noisy(x_r), z_r).float()
-        d_p_u = net.disc_xze(noisy(x_hat), z_hat, e_hat).float()
-        d_p_r = net.disc_xz(noisy(x_hat_r), z_hat_r).float()
+        d_q_u, d_p_u, d_q_r, d_p_r = self._discriminate(
+            x_u, z, e, x_hat, z_hat, e_hat, x_r, z_r, x_hat_r, z_hat_r
+        )
         if cfg.adversarial_loss == "logit":
             adv = d_q_u.mean() + d_q_r.mean() - d_p_u.mean() - d_p_r.mean()
         else:
@@ -251,50 +272,61 @@ class SRbVAEObjective(Objective):
                 + F.softplus(-d_p_r).mean()
             )
 
-        # Fig. 3(c, d): images of both sets through their inferred latents.
-        recon_u = self._recon(x_u, net.generator(z, e))
-        recon_r = self._recon(x_r, net.generator(z_r, e_ref_r))
         # Fig. 3(e, f): the prior latents recovered from the images they generated.
-        mu_zh, lv_zh = net.encoder_z(x_hat)
+        mu_zh, lv_zh = net.encoder_z(torch.cat([x_hat, x_hat_r]))
         mu_eh, lv_eh = net.encoder_e(x_hat)
-        latent_u = gaussian_nll(z_hat, mu_zh, lv_zh) + gaussian_nll(e_hat, mu_eh, lv_eh)
-        mu_zhr, lv_zhr = net.encoder_z(x_hat_r)
-        latent_r = gaussian_nll(z_hat_r, mu_zhr, lv_zhr)
+        latent = (
+            gaussian_nll(z_hat, mu_zh[:bu], lv_zh[:bu]) + gaussian_nll(e_hat, mu_eh, lv_eh)
+        ).mean() + gaussian_nll(z_hat_r, mu_zh[bu:], lv_zh[bu:]).mean()
 
-        loss = (
-            cfg.adversarial_weight * adv
-            + recon_u.mean()
-            + recon_r.mean()
-            + cfg.latent_recon_weight * (latent_u.mean() + latent_r.mean())
-        )
-        stats = {
-            "loss/total": loss,
-            "loss/adversarial": adv,
-            "loss/recon_x_u": recon_u.mean(),
-            "loss/recon_x_r": recon_r.mean(),
-            "loss/recon_ze_u": latent_u.mean(),
-            "loss/recon_z_r": latent_r.mean(),
+        adv_weight = self._adversarial_weight(out, bu + br, recon, adv)
+        terms = {
+            "adversarial": adv_weight * adv,
+            "recon_x": recon,
+            "recon_latent": cfg.latent_recon_weight * latent,
         }
-        loss = self._domain_terms(loss, stats, mu_z, mu_zr)
+        stats = {
+            "loss/adversarial": adv,
+            "loss/recon_x_u": recon_u,
+            "loss/recon_x_r": recon_r,
+            "loss/recon_latent": latent,
+            "weight/adversarial": adv_weight,
+        }
+        if self.domain:
+            terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         if self.kl_weight > 0:
             kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
             kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
-            loss = loss + self.kl_weight * kl
+            terms["kl"] = self.kl_weight * kl
             stats["loss/kl"] = kl
-            stats["loss/total"] = loss
+        loss = sum(terms.values())
+        stats["loss/total"] = loss
         cache = {
             "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r, "mu_z": mu_z, "mu_zr": mu_zr,
             "x_hat": x_hat, "z_hat": z_hat, "e_hat": e_hat, "x_hat_r": x_hat_r, "z_hat_r": z_hat_r,
         }  # fmt: skip
-        return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()})
+        return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()}, terms)
+
+    def _adversarial_weight(self, out: torch.Tensor, n_rec: int, recon, adv) -> torch.Tensor:
+        """The fixed adversarial weight, or the one that balances the adversarial terms against
+        the image reconstruction by their gradients on the generator's outputs `out` (its first
+        `n_rec` rows are reconstructions, the rest prior samples). Detached: a weight, not a
+        loss."""
+        balance = self.cfg.adversarial_balance
+        if not balance:
+            return torch.tensor(self.cfg.adversarial_weight, device=out.device)
+        (g_rec,) = torch.autograd.grad(recon, out, retain_graph=True)
+        (g_adv,) = torch.autograd.grad(adv, out, retain_graph=True)
+        ref, own = g_rec[:n_rec].float().norm(), g_adv[n_rec:].float().norm()
+        return (balance * ref / own.clamp(min=1e-12)).clamp(max=MAX_BALANCED_WEIGHT)
 
     def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """Eq. (7) / Algorithm 1 lines 15-18: logistic regression, q-pairs 1, p-pairs 0."""
-        net, c, noisy = self.net, cache, self._disc_view
-        d_q_u = net.disc_xze(noisy(c["x_u"]), c["z"], c["e"]).float()
-        d_p_u = net.disc_xze(noisy(c["x_hat"]), c["z_hat"], c["e_hat"]).float()
-        d_q_r = net.disc_xz(noisy(c["x_r"]), c["z_r"]).float()
-        d_p_r = net.disc_xz(noisy(c["x_hat_r"]), c["z_hat_r"]).float()
+        c = cache
+        d_q_u, d_p_u, d_q_r, d_p_r = self._discriminate(
+            c["x_u"], c["z"], c["e"], c["x_hat"], c["z_hat"], c["e_hat"],
+            c["x_r"], c["z_r"], c["x_hat_r"], c["z_hat_r"],
+        )  # fmt: skip
         loss_xi, acc_xi = logistic_regression(d_q_u, d_p_u)
         loss_gamma, acc_gamma = logistic_regression(d_q_r, d_p_r)
         loss = loss_xi + loss_gamma
@@ -317,9 +349,10 @@ class SRbVAEObjective(Objective):
 def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective:
     """The objective that trains `net`'s variant."""
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
-    if cfg is not None and net.cfg.variant != "rbvae":  # settings the others would ignore
+    if cfg is not None:  # settings that the other variants would ignore
         paper = ObjectiveConfig()
-        for name in RBVAE_ONLY_SETTINGS:
-            if getattr(cfg, name) != getattr(paper, name):
-                raise ValueError(f"{name} applies to rbvae only, not {net.cfg.variant}")
+        for variant, names in (("rbvae", RBVAE_ONLY_SETTINGS), ("srbvae", SRBVAE_ONLY_SETTINGS)):
+            for name in names:
+                if net.cfg.variant != variant and getattr(cfg, name) != getattr(paper, name):
+                    raise ValueError(f"{name} applies to {variant} only, not {net.cfg.variant}")
     return classes[net.cfg.variant](net, cfg)

@@ -109,12 +109,20 @@ class TrainStep:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def __call__(self, x_u: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
-        """One update of every network; returns the phases' statistics as floats."""
+    def __call__(
+        self, x_u: torch.Tensor, x_r: torch.Tensor, *, measure_gradients: bool = False
+    ) -> dict[str, float]:
+        """One update of every network; returns the phases' statistics as floats.
+
+        `measure_gradients` adds `grad/<term>/<module>`: the norm of the gradient that each
+        weighted loss term sends to the generator, each encoder and e^r (one extra backward
+        pass per term, so the loop asks for it at its logging cadence only)."""
         self.net.train()
         x_u, x_r = self._prepare(x_u), self._prepare(x_r)
         with _frozen(self.disc_params), self._autocast(x_u.device):
             result = self.objective.model_phase(x_u, x_r)
+        if measure_gradients:
+            result.stats.update(self._gradient_norms(result.terms))
         stats = _floats(result.stats)
         if not math.isfinite(stats["loss/total"]):
             raise NonFiniteLossError("model", stats)
@@ -137,6 +145,28 @@ class TrainStep:
             self.opt_disc.step()
             stats.update(d_stats)
         return stats
+
+    def _gradient_norms(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        net = self.net
+        modules = {
+            "generator": list(net.generator.parameters()),
+            "encoder_z": list(net.encoder_z.parameters()),
+            "encoder_e": list(net.encoder_e.parameters()),
+            "e_ref": [net.e_ref],
+        }
+        params = [p for group in modules.values() for p in group]
+        norms: dict[str, torch.Tensor] = {}
+        for name, term in terms.items():
+            if not term.requires_grad:
+                continue
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            it = iter(grads)
+            for module, group in modules.items():
+                sq = [g.float().pow(2).sum() for g in (next(it) for _ in group) if g is not None]
+                norms[f"grad/{name}/{module}"] = (
+                    torch.stack(sq).sum().sqrt() if sq else torch.zeros((), device=term.device)
+                )
+        return norms
 
 
 def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:

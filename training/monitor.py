@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 class CollapseMonitor:
-    """Reports a discriminator that wins outright (the encoder/generator get no signal) or that
-    has stopped telling the two paths apart while its loss sits at log 2 (it learns nothing),
-    for `patience` consecutive log intervals."""
+    """Reports, for `patience` consecutive log intervals, a discriminator that wins outright (the
+    encoder/generator get no signal), one that has stopped telling the two paths apart while its
+    loss sits at log 2 (it learns nothing), or a loss term that drowns another at the generator."""
 
     WIN_ACCURACY = 0.99
     CHANCE_BAND = (0.45, 0.55)
@@ -15,12 +15,39 @@ class CollapseMonitor:
     # The transfer adversary d_tau is at chance when its job is done; only its win is a fault.
     ADVERSARIES = ("disc/acc_tau",)
 
+    # One loss term sending this many times another's gradient norm to the generator drowns it.
+    DOMINANCE = 100.0
+
     def __init__(self, patience: int = 20):
         self.patience = patience
         self.won = 0
         self.blind = 0
+        self.dominated = 0
 
     def update(self, means: dict[str, float]) -> str | None:
+        warnings = [w for w in (self._discriminators(means), self._dominance(means)) if w]
+        return "; ".join(warnings) or None
+
+    def _dominance(self, means: dict[str, float]) -> str | None:
+        """Reports a loss term whose gradient on G drowns another's (`grad/<term>/generator`)."""
+        norms = {
+            k.split("/")[1]: v
+            for k, v in means.items()
+            if k.startswith("grad/") and k.endswith("/generator") and v > 0
+        }
+        if not norms:  # not measured in this interval
+            return None
+        top, low = max(norms, key=norms.__getitem__), min(norms, key=norms.__getitem__)
+        ratio = norms[top] / norms[low]
+        self.dominated = self.dominated + 1 if ratio > self.DOMINANCE else 0
+        if self.dominated >= self.patience:
+            return (
+                f"{top} sends {ratio:.3g} times the gradient of {low} to the generator for "
+                f"{self.dominated} intervals: {low} barely acts"
+            )
+        return None
+
+    def _discriminators(self, means: dict[str, float]) -> str | None:
         estimators = [means[k] for k in self.ESTIMATORS if k in means]
         adversaries = [means[k] for k in self.ADVERSARIES if k in means]
         accs = estimators + adversaries

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from model.config import RESOLUTIONS, ModelConfig
-from model.networks import PixelNorm, SRbVAE
+from model.networks import PixelNorm, SRbVAE, StreamDropout
 from tests.model.conftest import images, tiny_config
 
 
@@ -60,3 +60,19 @@ def test_discriminator_dropout_is_active_only_in_training():
     assert not torch.equal(net.disc_xze(x, z, e), net.disc_xze(x, z, e))
     net.eval()
     assert torch.equal(net.disc_xze(x, z, e), net.disc_xze(x, z, e))
+
+
+def test_stream_dropout_drops_whole_streams_per_sample():
+    drop = StreamDropout(0.5)
+    image, latent = torch.ones(256, 16), torch.ones(256, 16)
+    drop.train()
+    out_image, out_latent = drop(image, latent)
+    for out in (out_image, out_latent):
+        # Each sample's stream is kept whole (scaled by 1 / (1 - p)) or zeroed whole.
+        assert set(out.unique().tolist()) == {0.0, 2.0}
+        assert (out == out[:, :1]).all()
+        assert 0.3 < (out[:, 0] == 0).float().mean() < 0.7
+    # The two streams are dropped independently.
+    assert not torch.equal(out_image, out_latent)
+    drop.eval()
+    assert all(torch.equal(a, b) for a, b in zip(drop(image, latent), (image, latent)))

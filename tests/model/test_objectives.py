@@ -248,3 +248,54 @@ def test_transfer_weight_is_validated_and_refused_where_it_would_be_ignored():
         ).disc_transfer
         is None
     )
+
+
+def _output_gradient_ratio(cfg: ObjectiveConfig) -> float:
+    """How hard the adversarial terms push the generated images against how hard the image
+    reconstruction pushes the reconstructed ones (gradient norms on the generator's outputs)."""
+    torch.manual_seed(0)
+    net = SRbVAE(tiny_config())
+    outputs = []
+    net.generator.register_forward_hook(lambda module, args, out: outputs.append(out))
+    result = make_objective(net, cfg).model_phase(images(8, 32), images(8, 32))
+    (out,) = outputs  # one generator pass: 16 reconstructions, then 16 prior samples
+    (g_adv,) = torch.autograd.grad(result.terms["adversarial"], out, retain_graph=True)
+    (g_rec,) = torch.autograd.grad(result.terms["recon_x"], out)
+    return (g_adv[16:].norm() / g_rec[:16].norm()).item()
+
+
+def test_adversarial_balance_brings_the_adversarial_gradient_to_the_reconstructions_scale():
+    # With the paper's weights the summed reconstruction drowns the adversarial terms.
+    assert _output_gradient_ratio(ObjectiveConfig()) < 1e-4
+    # An untrained tiny discriminator asks for more than MAX_BALANCED_WEIGHT at lambda 0.01.
+    for balance in (1.0, 0.1):
+        cfg = ObjectiveConfig(adversarial_balance=balance, laplace_scale=1.0)
+        assert _output_gradient_ratio(cfg) == pytest.approx(balance, rel=1e-3)
+
+
+def test_the_balanced_adversarial_weight_is_logged_and_the_fixed_one_kept_otherwise():
+    net = SRbVAE(tiny_config())
+    fixed = make_objective(net, ObjectiveConfig(adversarial_weight=3.0))
+    assert fixed.model_phase(images(4, 32), images(4, 32)).stats["weight/adversarial"] == 3.0
+    balanced = make_objective(net, ObjectiveConfig(adversarial_balance=1.0))
+    result = balanced.model_phase(images(4, 32), images(4, 32))
+    weight = result.stats["weight/adversarial"]
+    assert weight > 10 and not weight.requires_grad
+    assert torch.allclose(result.terms["adversarial"], weight * result.stats["loss/adversarial"])
+
+
+def test_adversarial_balance_is_validated_and_refused_where_it_would_be_ignored():
+    with pytest.raises(ValueError, match="adversarial_balance"):
+        ObjectiveConfig(adversarial_balance=-1.0)
+    for variant in ("rbvae", "vae"):
+        with pytest.raises(ValueError, match="srbvae only"):
+            make_objective(
+                SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(adversarial_balance=1)
+            )
+
+
+@pytest.mark.parametrize("variant", ["srbvae", "rbvae", "vae"])
+def test_the_loss_terms_sum_to_the_loss(variant):
+    net = SRbVAE(tiny_config(variant=variant))
+    result = make_objective(net).model_phase(images(4, 32), images(4, 32))
+    assert torch.allclose(sum(result.terms.values()), result.loss)

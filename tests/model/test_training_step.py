@@ -123,3 +123,16 @@ def test_one_step_with_both_adversaries_changes_every_trained_parameter():
     # gradient, which can round to zero in bf16 while both logits are still alike.
     assert set(before) - changed <= {"disc_transfer.head.2.bias"}
     assert any(k.startswith("disc_transfer.trunk") for k in changed)
+
+
+def test_measured_gradients_name_each_loss_term_and_the_module_it_reaches():
+    net = SRbVAE(tiny_config(variant="rbvae"))
+    step = TrainStep(make_objective(net))
+    assert not any(k.startswith("grad/") for k in step(images(4, 32), images(4, 32)))
+    stats = step(images(4, 32), images(4, 32), measure_gradients=True)
+    modules = ("generator", "encoder_z", "encoder_e", "e_ref")
+    assert {f"grad/{t}/{m}" for t in ("recon_x", "kl") for m in modules} <= set(stats)
+    # The KL terms act on the encoders only; the reconstructions reach every module.
+    assert stats["grad/kl/generator"] == 0 and stats["grad/kl/e_ref"] == 0
+    assert stats["grad/kl/encoder_z"] > 0 and stats["grad/kl/encoder_e"] > 0
+    assert all(stats[f"grad/recon_x/{m}"] > 0 for m in modules)

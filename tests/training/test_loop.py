@@ -73,12 +73,12 @@ def _signal_on_call(monkeypatch, call: int, *signals: int) -> None:
     real_call = TrainStep.__call__
     calls = {"n": 0}
 
-    def step(self, x_u, x_r):
+    def step(self, x_u, x_r, **kwargs):
         calls["n"] += 1
         if calls["n"] == call:
             for signum in signals:
                 signal.raise_signal(signum)
-        return real_call(self, x_u, x_r)
+        return real_call(self, x_u, x_r, **kwargs)
 
     monkeypatch.setattr(TrainStep, "__call__", step)
 

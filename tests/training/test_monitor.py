@@ -30,3 +30,17 @@ def test_the_transfer_adversary_is_reported_when_it_wins_but_not_at_chance():
     assert "chance" in at_chance.update(
         {"disc/acc_xi": 0.5, "disc/acc_gamma": 0.5, "disc/acc_tau": 0.6}
     )
+
+
+def test_a_loss_term_that_drowns_another_at_the_generator_is_reported():
+    monitor = CollapseMonitor(patience=2)
+    drowned = {"grad/recon_x/generator": 1.4e5, "grad/adversarial/generator": 13.0}
+    assert monitor.update(drowned) is None
+    # An interval without measured gradients neither counts nor resets.
+    assert monitor.update({"loss/recon_x_u": 1.0}) is None
+    warning = monitor.update(drowned)
+    assert "recon_x sends 1.08e+04 times the gradient of adversarial" in warning
+    balanced = {"grad/recon_x/generator": 1.4e5, "grad/adversarial/generator": 9e4}
+    assert monitor.update(balanced) is None
+    # Terms that do not reach the generator (the KL terms) are not compared.
+    assert CollapseMonitor(patience=1).update({"grad/kl/generator": 0.0, **balanced}) is None

@@ -47,6 +47,10 @@ class ServedModel:
     e_ref: torch.Tensor  # (1, e_dim) on the CPU: e for "no attributes" (generate with e=None)
     info: ModelInfo
 
+    def generate_batch(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor]:
+        """G(z, e) as the batcher calls it: a tuple of batched outputs."""
+        return (self.vae.generate_tensor(z, e),)
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -186,24 +190,6 @@ class Runtime:
                 f"no model named {name!r} on this worker; it serves {sorted(self.models)}"
             ) from None
 
-    # Device work. Each call is one operation for the batcher: rows from concurrent jobs
-    # with the same model are concatenated into one forward pass.
-
-    def encode(self, m: ServedModel, x: torch.Tensor, job_id: str, deadline: float):
-        """(B, 3, R, R) -> z (B, z_dim), e (B, e_dim)."""
-        fut = self.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job_id)
-        return self.jobs.wait(fut, deadline)
-
-    def generate(
-        self, m: ServedModel, z: torch.Tensor, e: torch.Tensor | None, job_id: str, deadline: float
-    ) -> torch.Tensor:
-        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R)."""
-        if e is None:
-            e = m.e_ref.expand(z.shape[0], -1)
-        fut = self.batcher.submit((m.name, "generate"), _generate(m), [z, e], job_id)
-        (x,) = self.jobs.wait(fut, deadline)
-        return x
-
     def announce(self, consuming: Callable[[], bool]) -> Announcer:
         """Starts announcing this process; `consuming` says whether it takes its jobs."""
         s = self.settings
@@ -227,13 +213,6 @@ class Runtime:
         )
         self.announcer = Announcer(self.redis, info, consuming).start()
         return self.announcer
-
-
-def _generate(m: ServedModel):
-    def run(z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor]:
-        return (m.vae.generate_tensor(z, e),)
-
-    return run
 
 
 _current: Runtime | None = None

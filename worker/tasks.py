@@ -118,17 +118,26 @@ class Run:
         self.rt = get_runtime()
         self.m: ServedModel = self.rt.model(self.req.model)
 
+    # Device work. Each call is one operation for the device thread (worker/batcher.py): rows
+    # of concurrent jobs for the same model and kind are concatenated into one forward pass.
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim), batched with others."""
-        return self.rt.encode(self.m, x, self.job.id, self.job.deadline)
+        """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim)."""
+        m, job = self.m, self.job
+        done = self.rt.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job.id)
+        return self.rt.jobs.wait(done, job.deadline)
 
     def encode_pngs(self, **pngs: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Base64 PNGs by field name, in that order -> z, e (one row each)."""
         return self.encode(payload.decode_fields(pngs, self.m.vae.resolution))
 
     def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
-        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R), batched with others."""
-        return self.rt.generate(self.m, z, e, self.job.id, self.job.deadline)
+        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R)."""
+        m, job = self.m, self.job
+        e = m.e_ref.expand(z.shape[0], -1) if e is None else e
+        done = self.rt.batcher.submit((m.name, "generate"), m.generate_batch, [z, e], job.id)
+        (x,) = self.rt.jobs.wait(done, job.deadline)
+        return x
 
     def result(self, schema: type[BaseModel] = ImagesResult, **fields) -> dict:
         return schema(

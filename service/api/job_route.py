@@ -1,7 +1,8 @@
 """What every job route does around its own payload: read the upload (validated fields, the
 model it names as a live worker holds it, clean PNGs at that model's resolution), then queue
 the job and answer it: 202 with `?async=true`, else the result as PNG (reproducibility in
-headers) or JSON (in fields). Also the OpenAPI description of those answers.
+headers) or JSON (in fields). Also the OpenAPI description of those requests and answers (the
+form is parsed by hand, so FastAPI cannot derive it from the signature).
 
     async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
         upload = await job.read(form, NeutralizeFields, NEUTRALIZE_FILES)
@@ -17,13 +18,13 @@ from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
 from contract.tasks import EncodeResult, ImagesResult, TaskName
-from service.api import forms
 from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
 from service.core import images
 from service.core.errors import ApiError, Unavailable
@@ -40,6 +41,7 @@ from service.schemas.responses import (
 )
 
 F = TypeVar("F", bound=UploadFields)
+M = TypeVar("M", bound=BaseModel)
 
 ONE_IMAGE = (TaskName.TRANSFER, TaskName.NEUTRALIZE)  # answered as `image`, not `images`
 
@@ -87,8 +89,8 @@ class JobRoute:
     ) -> JobUpload[F]:
         """The form's fields and files (422 naming each problem), the model, and the files as
         clean PNGs, decoded off the event loop (400, 413, 415 for a refused image)."""
-        params = forms.fields(fields, form)
-        uploads = forms.files(form, files, max_many)
+        params = fields_of(fields, form)
+        uploads = files_of(form, files, max_many)
         model = await self.model(params.model)
         limits = images.Limits(max_pixels=self.settings.max_pixels)
 
@@ -146,6 +148,50 @@ class JobRoute:
 JobRouteDep = Annotated[JobRoute, Depends()]
 
 
+# --- the multipart form: validated fields and files --------------------------------------------
+
+
+def fields_of(model: type[M], form: Form) -> M:
+    """The form's text fields as `model`; 422 in FastAPI's shape for bad ones."""
+    # An empty field is what a browser sends for a blank input: treat it as omitted.
+    given = {k: v for k, v in form.fields.items() if v.strip() != ""}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
+def files_of(form: Form, spec: FileSpec, max_many: int) -> dict[str, list[Upload]]:
+    """The files each name of `spec` must have: exactly one, or 1..max_many for a `many` name."""
+    known = {name for name, _, _ in spec}
+    errors = []
+    found: dict[str, list[Upload]] = {}
+    for upload in form.files:
+        if upload.field not in known:
+            errors.append(_error(upload.field, "extra_forbidden", "unexpected file"))
+    for name, _, many in spec:
+        found[name] = form.files_named(name)
+        count = len(found[name])
+        if count == 0:
+            errors.append(_error(name, "missing", "Field required"))
+        elif not many and count > 1:
+            errors.append(_error(name, "too_long", "send exactly one file"))
+        elif count > max_many:
+            errors.append(_error(name, "too_long", f"send at most {max_many} files"))
+    if errors:
+        raise RequestValidationError(errors)
+    return found
+
+
+def _error(name: str, kind: str, msg: str) -> dict:
+    return {"type": kind, "loc": ("body", name), "msg": msg, "input": None}
+
+
+# --- the answer: a job's result as the public schema, PNG or JSON ------------------------------
+
+
 def public_result(task: TaskName, job_id: str, result: BaseModel) -> JobResultPublic:
     common = dict(
         job_id=job_id,
@@ -187,7 +233,36 @@ async def render(public: JobResultPublic, as_json: bool) -> Response:
     return Response(png, media_type="image/png", headers=headers)
 
 
-# --- OpenAPI: the error contract and the PNG answers of the job routes ---------------------
+# --- OpenAPI: the job routes' request bodies, error contract and PNG answers --------------------
+
+
+def multipart_body(model: type[BaseModel], spec: FileSpec) -> dict:
+    """The OpenAPI request body of an upload route (the form is parsed by hand, so FastAPI
+    cannot derive it from the signature)."""
+    schema = model.model_json_schema()
+    properties: dict = {}
+    for name, description, many in spec:
+        one = {"type": "string", "format": "binary"}
+        properties[name] = (
+            {"type": "array", "items": one, "description": description}
+            if many
+            else {**one, "description": description}
+        )
+    properties.update(schema.get("properties", {}))
+    body_schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name, _, _ in spec],
+    }
+    if "$defs" in schema:
+        body_schema["$defs"] = schema["$defs"]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": body_schema}},
+        }
+    }
+
 
 _ERRORS = {
     400: "undecodable or truncated image, malformed multipart body",

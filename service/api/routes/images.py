@@ -16,8 +16,7 @@ from contract.tasks import (
     TransferRequest,
 )
 from service.api.deps import FormDep, WantsJson
-from service.api.forms import multipart_body
-from service.api.job_route import JobRouteDep, job_responses
+from service.api.job_route import JobRouteDep, job_responses, multipart_body
 from service.schemas.requests import (
     INTERPOLATE_FILES,
     NEUTRALIZE_FILES,

@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from contract.registry import ModelInfo
 from contract.tasks import MAX_BATCH, EncodeRequest, GenerateRequest, TaskName
 from service.api.deps import FormDep
-from service.api.forms import multipart_body
-from service.api.job_route import JobRouteDep, job_responses
+from service.api.job_route import JobRouteDep, job_responses, multipart_body
 from service.schemas.requests import ENCODE_FILES, GenerateBody, UploadFields
 from service.schemas.responses import EncodePublic, ImagesPublic
 

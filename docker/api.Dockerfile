@@ -1,7 +1,14 @@
 # The API: FastAPI + uvicorn. It sends tasks by name through contract/ and never imports torch,
-# model/ or worker/, so the image has neither (a few hundred MB instead of several GB).
+# model/ or worker/, so the image has neither.
 #   docker build -f docker/api.Dockerfile -t srbvae/api .
-FROM python:3.11.14-slim-bookworm
+# Every image starts from the same slim Python (BASE_IMAGE); without a registry, from a
+# stand-in made of Debian packages (docker/standin-base.sh, docs/deploy.md).
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
+
+# Where pip finds packages: PyPI, or a mirror. A build argument, not kept in the image's
+# environment (but shown by `docker history`: no credentials in it).
+ARG PIP_INDEX_URL=https://pypi.org/simple
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,37 +1,31 @@
-# The worker for GPU nodes: CUDA runtime base, torch's CUDA wheel. Run it with the NVIDIA
-# container toolkit (docker-compose.yml reserves the GPU). CPU-only machines: worker-cpu.Dockerfile.
-#   docker build -f docker/worker.Dockerfile -t srbvae/worker .
-# The CUDA base and torch's wheel index go together: change both (e.g. 12.6 and cu126).
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
-FROM ${CUDA_IMAGE}
+# The worker: contract/, model/, worker/ and torch, on the same slim Python as the API.
+#   docker build -f docker/worker.Dockerfile -t srbvae/worker .                  # CUDA (GPU nodes)
+#   docker build -f docker/worker.Dockerfile -t srbvae/worker-cpu \
+#       --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu .    # CPU only
+# No CUDA base image: PyPI's torch wheels for Linux bring the CUDA runtime libraries as
+# nvidia-* packages, and the NVIDIA container toolkit on the host brings the driver
+# (docker-compose.yml reserves the GPU). torch's CPU index has wheels without those libraries.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# Build arguments, not kept in the image's environment (`docker history` shows them: no
+# credentials in a URL).
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=${PIP_INDEX_URL}
 ARG TORCH_VERSION=2.13.0
 
-ENV DEBIAN_FRONTEND=noninteractive \
-    PYTHONDONTWRITEBYTECODE=1 \
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
-    PATH=/opt/venv/bin:$PATH \
-    SRBVAE_WORKER_DEVICE=cuda
-
-# Ubuntu's Python (3.12 on 24.04) in a virtual environment: PEP 668 forbids pip into the system.
-# Unpinned apt versions: the base image tag fixes the release, and Ubuntu's archive drops
-# superseded versions, so exact pins would break rebuilds.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
-    && rm -rf /var/lib/apt/lists/* \
-    && python3 -m venv /opt/venv \
-    && groupadd --gid 10001 srbvae \
-    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin srbvae
+    PYTHONPATH=/app
 
 WORKDIR /app
 
 # torch first and alone: the largest layer, rebuilt only when its version or index changes.
-RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && groupadd --gid 10001 srbvae \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin srbvae
 COPY docker/requirements-worker.txt /tmp/requirements-worker.txt
 RUN pip install --no-cache-dir -r /tmp/requirements-worker.txt
 

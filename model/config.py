@@ -102,12 +102,14 @@ class ObjectiveConfig:
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
     adversarial_weight: float = 1.0
     latent_recon_weight: float = 1.0  # Fig. 3(e, f): -log q(z, e | G(z, e)) of prior samples
-    # sRb-VAE, not in the paper: when > 0, the adversarial weight is set at every step so that
-    # the adversarial terms push the generated images this many times as hard as the image
-    # reconstruction pushes the reconstructed ones (norms of the gradients with respect to the
-    # generator's outputs); adversarial_weight is then ignored. With the paper's scale (summed
+    # sRb-VAE, not in the paper: when > 0, the generator path's adversarial terms (Algorithm 1,
+    # line 14) are weighted at every step so that they push the generated images this many
+    # times as hard as the image reconstruction pushes the reconstructed ones (norms of the
+    # gradients with respect to the generator's outputs). With the paper's scale (summed
     # Laplace terms, lambda 0.01) the reconstruction sends about 10^4 times the adversarial
-    # gradient to G, so Eq. (6) barely acts (docs/training.md). 0: the fixed weight.
+    # gradient to G, so Eq. (6) barely acts on it. The encoder path's terms (line 7) keep
+    # adversarial_weight: they play the KL's part for q, and scaling them by the same 10^3-10^4
+    # collapses the posteriors to the prior (docs/training.md). 0: adversarial_weight for both.
     adversarial_balance: float = 0.0
     # Std of Gaussian noise added to every image the discriminators see (instance noise). Not in
     # the paper: it keeps them from telling data from early, blurry samples by the images alone,

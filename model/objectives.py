@@ -262,15 +262,13 @@ class SRbVAEObjective(Objective):
         d_q_u, d_p_u, d_q_r, d_p_r = self._discriminate(
             x_u, z, e, x_hat, z_hat, e_hat, x_r, z_r, x_hat_r, z_hat_r
         )
+        # The encoder path (q-pairs, lines 4-7) and the generator path (p-pairs, lines 9-14).
         if cfg.adversarial_loss == "logit":
-            adv = d_q_u.mean() + d_q_r.mean() - d_p_u.mean() - d_p_r.mean()
+            adv_q = d_q_u.mean() + d_q_r.mean()
+            adv_p = -d_p_u.mean() - d_p_r.mean()
         else:
-            adv = (
-                F.softplus(d_q_u).mean()
-                + F.softplus(d_q_r).mean()
-                + F.softplus(-d_p_u).mean()
-                + F.softplus(-d_p_r).mean()
-            )
+            adv_q = F.softplus(d_q_u).mean() + F.softplus(d_q_r).mean()
+            adv_p = F.softplus(-d_p_u).mean() + F.softplus(-d_p_r).mean()
 
         # Fig. 3(e, f): the prior latents recovered from the images they generated.
         mu_zh, lv_zh = net.encoder_z(torch.cat([x_hat, x_hat_r]))
@@ -279,18 +277,21 @@ class SRbVAEObjective(Objective):
             gaussian_nll(z_hat, mu_zh[:bu], lv_zh[:bu]) + gaussian_nll(e_hat, mu_eh, lv_eh)
         ).mean() + gaussian_nll(z_hat_r, mu_zh[bu:], lv_zh[bu:]).mean()
 
-        adv_weight = self._adversarial_weight(out, bu + br, recon, adv)
+        p_weight = self._generator_adversarial_weight(out, bu + br, recon, adv_p)
         terms = {
-            "adversarial": adv_weight * adv,
+            "adversarial_q": cfg.adversarial_weight * adv_q,
+            "adversarial_p": p_weight * adv_p,
             "recon_x": recon,
             "recon_latent": cfg.latent_recon_weight * latent,
         }
         stats = {
-            "loss/adversarial": adv,
+            "loss/adversarial": adv_q + adv_p,
+            "loss/adversarial_q": adv_q,
+            "loss/adversarial_p": adv_p,
             "loss/recon_x_u": recon_u,
             "loss/recon_x_r": recon_r,
             "loss/recon_latent": latent,
-            "weight/adversarial": adv_weight,
+            "weight/adversarial_p": p_weight,
         }
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
@@ -307,16 +308,18 @@ class SRbVAEObjective(Objective):
         }  # fmt: skip
         return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()}, terms)
 
-    def _adversarial_weight(self, out: torch.Tensor, n_rec: int, recon, adv) -> torch.Tensor:
-        """The fixed adversarial weight, or the one that balances the adversarial terms against
-        the image reconstruction by their gradients on the generator's outputs `out` (its first
-        `n_rec` rows are reconstructions, the rest prior samples). Detached: a weight, not a
-        loss."""
+    def _generator_adversarial_weight(
+        self, out: torch.Tensor, n_rec: int, recon: torch.Tensor, adv_p: torch.Tensor
+    ) -> torch.Tensor:
+        """The weight of the generator path's adversarial terms: the fixed one, or the one that
+        balances them against the image reconstruction by their gradients on the generator's
+        outputs `out` (its first `n_rec` rows are reconstructions, the rest prior samples).
+        Detached: a weight, not a loss."""
         balance = self.cfg.adversarial_balance
         if not balance:
             return torch.tensor(self.cfg.adversarial_weight, device=out.device)
         (g_rec,) = torch.autograd.grad(recon, out, retain_graph=True)
-        (g_adv,) = torch.autograd.grad(adv, out, retain_graph=True)
+        (g_adv,) = torch.autograd.grad(adv_p, out, retain_graph=True)
         ref, own = g_rec[:n_rec].float().norm(), g_adv[n_rec:].float().norm()
         return (balance * ref / own.clamp(min=1e-12)).clamp(max=MAX_BALANCED_WEIGHT)
 

@@ -75,4 +75,4 @@ def test_stream_dropout_drops_whole_streams_per_sample():
     # The two streams are dropped independently.
     assert not torch.equal(out_image, out_latent)
     drop.eval()
-    assert all(torch.equal(a, b) for a, b in zip(drop(image, latent), (image, latent)))
+    assert all(torch.equal(a, b) for a, b in zip(drop(image, latent), (image, latent), strict=True))

@@ -259,7 +259,7 @@ def _output_gradient_ratio(cfg: ObjectiveConfig) -> float:
     net.generator.register_forward_hook(lambda module, args, out: outputs.append(out))
     result = make_objective(net, cfg).model_phase(images(8, 32), images(8, 32))
     (out,) = outputs  # one generator pass: 16 reconstructions, then 16 prior samples
-    (g_adv,) = torch.autograd.grad(result.terms["adversarial"], out, retain_graph=True)
+    (g_adv,) = torch.autograd.grad(result.terms["adversarial_p"], out, retain_graph=True)
     (g_rec,) = torch.autograd.grad(result.terms["recon_x"], out)
     return (g_adv[16:].norm() / g_rec[:16].norm()).item()
 
@@ -273,15 +273,21 @@ def test_adversarial_balance_brings_the_adversarial_gradient_to_the_reconstructi
         assert _output_gradient_ratio(cfg) == pytest.approx(balance, rel=1e-3)
 
 
-def test_the_balanced_adversarial_weight_is_logged_and_the_fixed_one_kept_otherwise():
+def test_the_balance_weights_the_generator_path_and_leaves_the_encoder_path_alone():
     net = SRbVAE(tiny_config())
     fixed = make_objective(net, ObjectiveConfig(adversarial_weight=3.0))
-    assert fixed.model_phase(images(4, 32), images(4, 32)).stats["weight/adversarial"] == 3.0
+    result = fixed.model_phase(images(4, 32), images(4, 32))
+    assert result.stats["weight/adversarial_p"] == 3.0
+    assert torch.allclose(result.terms["adversarial_q"], 3 * result.stats["loss/adversarial_q"])
     balanced = make_objective(net, ObjectiveConfig(adversarial_balance=1.0))
     result = balanced.model_phase(images(4, 32), images(4, 32))
-    weight = result.stats["weight/adversarial"]
+    weight = result.stats["weight/adversarial_p"]
     assert weight > 10 and not weight.requires_grad
-    assert torch.allclose(result.terms["adversarial"], weight * result.stats["loss/adversarial"])
+    assert torch.allclose(
+        result.terms["adversarial_p"], weight * result.stats["loss/adversarial_p"]
+    )
+    # The encoder path keeps adversarial_weight (1): it plays the KL's part for q.
+    assert torch.equal(result.terms["adversarial_q"], result.stats["loss/adversarial_q"])
 
 
 def test_adversarial_balance_is_validated_and_refused_where_it_would_be_ignored():

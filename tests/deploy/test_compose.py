@@ -1,43 +1,66 @@
-"""docker-compose.yml as Compose resolves it. No Docker engine runs here, so Debian's
-docker-compose (v1.29, which knows profiles and GPU reservations) validates and interpolates
-the file; the assertions read its resolved output."""
+"""docker-compose.yml as Compose resolves it. Debian's docker-compose (v1.29, which knows
+profiles and GPU reservations) validates and interpolates the file with no Docker engine; the
+assertions read its resolved output. tests/deploy/test_stack.py runs the stack for real."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
+
+from tests.utils.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "0123456789abcdef0123456789abcdef"
+EXPOSED = "docker/compose.redis-exposed.yml"
+# The settings a user may set, all commented out: as an env file it sets nothing.
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
 
-def compose(*args: str, **env: str) -> subprocess.CompletedProcess:
+def compose(*args: str, files: tuple[str, ...] = ("docker-compose.yml",), **env: str):
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose not found: apt-get install docker-compose (.ci/run does)")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "COMPOSE_"))}
+    settings = set(re.findall(r"^# ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    clean = {k: v for k, v in os.environ.items() if k not in settings and "COMPOSE" not in k}
     return subprocess.run(
-        [binary, "--project-directory", str(REPO_ROOT), "-f", "docker-compose.yml", *args],
+        [binary, "--project-directory", str(REPO_ROOT), "--env-file", str(ENV_EXAMPLE),
+         *(a for f in files for a in ("-f", f)), *args],
         cwd=REPO_ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def config() -> dict:
-    result = compose("--profile", "cpu", "config", REDIS_PASSWORD=PASSWORD)
+def resolve(*args: str, **kwargs) -> dict:
+    result = compose(*args, "config", **kwargs)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
-def test_config_requires_redis_password():
-    result = compose("config")
-    assert result.returncode != 0
-    assert "REDIS_PASSWORD" in result.stderr
+@pytest.fixture(scope="module")
+def config() -> dict:
+    """The CPU profile with nothing set, as a fresh clone has it."""
+    return resolve("--profile", "cpu")
+
+
+def redis_script(config: dict) -> str:
+    """The shell script the redis service runs, as the container's shell receives it."""
+    sh, flag, script = config["services"]["redis"]["command"]
+    assert (sh, flag) == ("sh", "-c")
+    return script.replace("$$", "$")  # Compose prints its escape back
+
+
+def test_config_resolves_with_nothing_set():
+    services = resolve()["services"]
+    assert {name for name, s in services.items() if "profiles" not in s} == {
+        "redis", "api", "worker"
+    }  # fmt: skip
 
 
 def test_services(config):
@@ -51,15 +74,85 @@ def test_every_service_has_healthcheck_and_restart_policy(config):
 
 
 def test_redis_persists_refuses_eviction_and_is_not_published(config):
-    redis = config["services"]["redis"]
-    command = redis["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
-    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
-    assert command[command.index("--maxmemory") + 1]
-    assert command[command.index("--requirepass") + 1] == PASSWORD
-    assert "ports" not in redis
-    assert any(v.startswith("redis-data:/data") for v in redis["volumes"])
+    redis_service = config["services"]["redis"]
+    script = redis_script(config)
+    for option in ("--dir /data", "--appendonly yes", "--maxmemory-policy noeviction"):
+        assert option in script
+    assert redis_service["environment"]["REDIS_MAXMEMORY"] == "1gb"
+    assert "ports" not in redis_service
+    assert any(v.startswith("redis-data:/data") for v in redis_service["volumes"])
     assert "redis-data" in config["volumes"]
+
+
+def test_redis_is_only_on_the_internal_network(config):
+    assert set(config["services"]["redis"]["networks"]) == {"backend"}
+    assert config["networks"]["backend"]["internal"] is True
+    for name in ("worker", "worker-cpu"):
+        assert set(config["services"][name]["networks"]) == {"backend"}
+    assert set(config["services"]["api"]["networks"]) == {"default", "backend"}
+
+
+def test_redis_password_is_optional_and_kept_off_the_command_line():
+    with_password = resolve("--profile", "cpu", REDIS_PASSWORD=PASSWORD)["services"]
+    assert with_password["redis"]["environment"]["REDIS_PASSWORD"] == PASSWORD
+    assert PASSWORD not in str(with_password["redis"]["command"])
+    assert PASSWORD not in str(with_password["redis"]["healthcheck"])
+
+
+@pytest.mark.parametrize("password", ["", PASSWORD])
+def test_redis_script_requires_the_password_only_when_one_is_set(config, password, tmp_path):
+    """The service's own shell script, run with this machine's redis-server."""
+    port = free_port()
+    script = redis_script(config).replace("--dir /data", f"--dir {tmp_path} --port {port}")
+    env = {**os.environ, "REDIS_PASSWORD": password, "REDIS_MAXMEMORY": "64mb"}
+    server = subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password=password or None, socket_timeout=2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        if password:
+            with pytest.raises(redis.AuthenticationError):
+                redis.Redis(port=port, socket_timeout=2).ping()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_exposing_redis_requires_a_password_and_a_private_address():
+    result = compose("config", files=("docker-compose.yml", EXPOSED), REDIS_BIND="10.0.0.5")
+    assert result.returncode != 0
+    assert "REDIS_PASSWORD" in result.stderr
+    result = compose("config", files=("docker-compose.yml", EXPOSED), REDIS_PASSWORD=PASSWORD)
+    assert result.returncode != 0
+    assert "REDIS_BIND" in result.stderr
+
+
+def test_exposed_redis_publishes_on_the_private_address_with_the_password():
+    services = resolve(files=("docker-compose.yml", EXPOSED), REDIS_PASSWORD=PASSWORD,
+                       REDIS_BIND="10.0.0.5")["services"]  # fmt: skip
+    assert services["redis"]["ports"] == ["10.0.0.5:6379:6379/tcp"]
+    assert services["redis"]["environment"]["REDIS_PASSWORD"] == PASSWORD
+    assert set(services["redis"]["networks"]) == {"backend", "default"}
+    url = f"redis://:{PASSWORD}@redis:6379/0"
+    assert services["api"]["environment"]["SRBVAE_API_REDIS_URL"] == url
+    assert services["worker"]["environment"]["SRBVAE_WORKER_REDIS_URL"] == url
+
+
+def test_env_example_names_every_setting():
+    used = set()
+    for path in ("docker-compose.yml", EXPOSED):
+        used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (REPO_ROOT / path).read_text()))
+    documented = set(re.findall(r"^# ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    assert used - {"REDIS_PASSWORD", "REDIS_MAXMEMORY"} <= documented, used - documented
+    assert {"REDIS_PASSWORD", "REDIS_MAXMEMORY"} <= documented
 
 
 def test_dependants_wait_for_healthy_redis(config):
@@ -67,9 +160,9 @@ def test_dependants_wait_for_healthy_redis(config):
         assert config["services"][name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-def test_api_and_workers_share_redis_url_with_password(config):
+def test_api_and_workers_share_redis_url(config):
     services = config["services"]
-    url = f"redis://:{PASSWORD}@redis:6379/0"
+    url = "redis://:@redis:6379/0"  # no password: the internal network keeps others out
     assert services["api"]["environment"]["SRBVAE_API_REDIS_URL"] == url
     for name in ("worker", "worker-cpu"):
         assert services[name]["environment"]["SRBVAE_WORKER_REDIS_URL"] == url
@@ -101,12 +194,7 @@ def test_api_port_defaults_to_loopback_8000(config):
 
 
 def test_settings_come_from_environment():
-    result = compose(
-        "config", REDIS_PASSWORD=PASSWORD, API_PORT="9000", MODEL_DIR="/srv/models",
-        WORKER_CONCURRENCY="8",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    services = yaml.safe_load(result.stdout)["services"]
+    services = resolve(API_PORT="9000", MODEL_DIR="/srv/models", WORKER_CONCURRENCY="8")["services"]
     assert services["api"]["ports"][0].startswith("127.0.0.1:9000:8000")
     assert "/srv/models:/app/models:ro" in services["worker"]["volumes"]
     assert services["worker"]["environment"]["SRBVAE_WORKER_CONCURRENCY"] == "8"

@@ -1,5 +1,6 @@
-"""The Dockerfiles, without a Docker engine: hadolint, what they copy, who they run as, and that
-the API image's requirements cover the service without torch."""
+"""The Dockerfiles, without a Docker engine: hadolint, their base, what they copy, who they run
+as, and that the API image's requirements cover the service without torch. test_stack.py
+builds and runs them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((REPO_ROOT / "docker").glob("*.Dockerfile"))
+BASE_IMAGE = "python:3.11.14-slim-bookworm"
 REQUIREMENTS = {
     "api": REPO_ROOT / "docker" / "requirements-api.txt",
     "worker": REPO_ROOT / "docker" / "requirements-worker.txt",
@@ -56,7 +58,23 @@ def dockerignore_excludes(path: str) -> bool:
 
 def test_there_are_api_and_worker_images():
     names = {d.name for d in DOCKERFILES}
-    assert {"api.Dockerfile", "worker.Dockerfile", "worker-cpu.Dockerfile"} <= names
+    assert names == {"api.Dockerfile", "worker.Dockerfile"}  # CPU worker: a build argument
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda d: d.name)
+def test_every_image_starts_from_the_one_slim_base(dockerfile):
+    ops = instructions(dockerfile)
+    assert [args for op, args in ops if op == "FROM"] == ["${BASE_IMAGE}"]
+    assert ops[0] == ("ARG", f"BASE_IMAGE={BASE_IMAGE}")
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert f"BASE_IMAGE: ${{BASE_IMAGE:-{BASE_IMAGE}}}" in compose
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda d: d.name)
+def test_no_secret_is_built_into_an_image(dockerfile):
+    for op, args in instructions(dockerfile):
+        if op in ("ARG", "ENV"):
+            assert not re.search(r"PASSWORD|SECRET|TOKEN|API_KEY", args), args
 
 
 def test_hadolint_passes():
@@ -106,13 +124,20 @@ def test_runs_as_non_root_with_a_healthcheck(dockerfile):
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
+    """name -> version, extras dropped (`celery[redis]==5.7.0` pins celery)."""
     pins = {}
     for line in lines:
         line = line.split("#")[0].strip()
         if line:
             name, version = line.split("==")
-            pins[name.strip().lower()] = version.strip()
+            pins[name.split("[")[0].strip().lower()] = version.strip()
     return pins
+
+
+def _requirements(path: Path) -> set[str]:
+    """The requirement lines, extras kept."""
+    lines = (line.split("#")[0].split("==")[0].strip() for line in path.read_text().splitlines())
+    return {line for line in lines if line}
 
 
 def _project_pins() -> dict[str, str]:
@@ -130,9 +155,8 @@ def test_image_requirements_pin_what_pyproject_pins(image):
         )
 
 
-@pytest.mark.parametrize("dockerfile", ["worker.Dockerfile", "worker-cpu.Dockerfile"])
-def test_worker_images_install_pyprojects_torch(dockerfile):
-    text = (REPO_ROOT / "docker" / dockerfile).read_text()
+def test_worker_image_installs_pyprojects_torch():
+    text = (REPO_ROOT / "docker" / "worker.Dockerfile").read_text()
     assert f"ARG TORCH_VERSION={_project_pins()['torch']}" in text
 
 
@@ -142,21 +166,25 @@ def test_api_requirements_have_no_torch():
 
 
 def _closure(requirements: set[str]) -> set[str]:
-    """The distributions these pull in (markers with extras skipped), as installed here."""
+    """The distributions these pull in, with the extras asked for (`celery[redis]`), as
+    installed here."""
     seen, todo = set(), list(requirements)
     while todo:
-        name = re.split(r"[^A-Za-z0-9._-]", todo.pop(), maxsplit=1)[0].lower().replace("_", "-")
-        if name in seen:
+        match = re.match(r"([A-Za-z0-9._-]+)(?:\[([^\]]*)\])?", todo.pop())
+        name = match[1].lower().replace("_", "-")
+        extras = {e.strip() for e in (match[2] or "").split(",") if e.strip()}
+        if (name, frozenset(extras)) in seen:
             continue
-        seen.add(name)
+        seen.add((name, frozenset(extras)))
         try:
             requires = metadata.requires(name) or []
         except metadata.PackageNotFoundError:  # behind a marker for another Python
             continue
         for requirement in requires:
-            if "extra ==" not in requirement:
+            extra = re.search(r"extra == ['\"]([^'\"]+)['\"]", requirement)
+            if extra is None or extra[1] in extras:
                 todo.append(requirement)
-    return seen
+    return {name for name, _ in seen}
 
 
 def _top_level_imports(package: Path) -> set[str]:
@@ -175,7 +203,7 @@ def _top_level_imports(package: Path) -> set[str]:
     [("api", ["service", "contract"]), ("worker", ["worker", "model", "contract"])],
 )
 def test_image_requirements_cover_every_import(image, packages):
-    available = _closure(set(_pins(REQUIREMENTS[image].read_text().splitlines())))
+    available = _closure(_requirements(REQUIREMENTS[image]))
     if image == "worker":
         available |= _closure({"torch"})  # installed by the Dockerfiles from torch's index
     owners = metadata.packages_distributions()
@@ -184,6 +212,12 @@ def test_image_requirements_cover_every_import(image, packages):
             continue
         dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
         assert dists & available, f"{image} image: {module} ({dists}) is not installed"
+
+
+@pytest.mark.parametrize("image", sorted(REQUIREMENTS))
+def test_celerys_redis_transport_gets_what_it_imports(image):
+    # kombu.transport.redis imports packaging, which only kombu's redis extra installs.
+    assert "packaging" in _closure(_requirements(REQUIREMENTS[image]))
 
 
 def test_service_imports_without_torch():

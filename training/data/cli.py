@@ -13,6 +13,7 @@ from pathlib import Path
 from training.data.cache import PreparedDataset
 from training.data.digits import DigitSizes, build_digits
 from training.data.faces.build import FaceSizes, build_faces
+from training.data.faces.render import TIGHT_ZOOM, ZOOM
 from training.data.folder import DEFAULT_MAX_PIXELS, build_folder
 from training.data.mnist import MnistError
 from training.data.parallel import default_workers
@@ -42,6 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--unaligned",
         action="store_true",
         help="vary in-plane shift and rotation (default: aligned face crops, as in paper A.3.2)",
+    )
+    faces.add_argument(
+        "--zoom",
+        type=float,
+        default=ZOOM,
+        help=f"how much of the frame the face fills: {ZOOM} head, hair and shoulders (default); "
+        f"{TIGHT_ZOOM} brows to chin, the tight crop of the paper's faces",
     )
     _add_common(faces, "faces")
     faces.set_defaults(func=_run_faces)
@@ -155,6 +163,7 @@ def _run_faces(args: argparse.Namespace) -> int:
         _out(args),
         sizes=FaceSizes().limited(args.limit),
         aligned=not args.unaligned,
+        zoom=args.zoom,
         **_options(args),
     )
     return _report(path, start)

@@ -21,6 +21,7 @@ from training.data.faces import (
 )
 from training.data.faces.build import FaceJob, FaceSizes, build_faces, render_job
 from training.data.faces.factors import COMMON_NAMES, EXPRESSION_NAMES, NEUTRAL_LABEL, POSE_NAMES
+from training.data.faces.render import TIGHT_ZOOM, ZOOM
 
 POSE = [COMMON_NAMES.index(n) for n in POSE_NAMES]  # columns of the pose in a common table
 
@@ -52,14 +53,15 @@ def test_render_is_deterministic_and_sized():
     assert render_face(common, NEUTRAL, 32).shape == (32, 32, 3)
 
 
+@pytest.mark.parametrize("zoom", [ZOOM, TIGHT_ZOOM])
 @pytest.mark.parametrize("seed", range(4))
-def test_expressions_differ_only_in_the_expression_region(seed):
+def test_expressions_differ_only_in_the_expression_region(seed, zoom):
     common = sample_common(np.random.default_rng(seed))
-    region = expression_region(common, 64)
-    assert 0.1 < region.mean() < 0.5
-    neutral = render_face(common, NEUTRAL, 64)
+    region = expression_region(common, 64, zoom)
+    assert 0.1 < region.mean() < 0.7
+    neutral = render_face(common, NEUTRAL, 64, zoom)
     for name in CLASS_NAMES:
-        changed = (render_face(common, PROTOTYPES[name], 64) != neutral).any(axis=-1)
+        changed = (render_face(common, PROTOTYPES[name], 64, zoom) != neutral).any(axis=-1)
         assert changed.sum() > 20, name  # the expression shows
         assert not (changed & ~region).any(), name  # and touches nothing else
 
@@ -129,3 +131,21 @@ def test_build_is_the_same_for_any_worker_count(tmp_path):
     assert set(u.labels.tolist()) <= set(range(7))
     assert (one["reference"].labels == NEUTRAL_LABEL).all()
     assert (one["reference"].factors == NEUTRAL.to_array()).all()
+
+
+def test_a_tighter_framing_gives_the_expression_more_of_the_image(tmp_path):
+    rng = np.random.default_rng(0)
+    people = [align(sample_common(rng)) for _ in range(8)]
+
+    def expression_share(zoom):
+        share = [
+            (render_face(c, PROTOTYPES[name], 32, zoom) != render_face(c, NEUTRAL, 32, zoom)).mean()
+            for c in people
+            for name in CLASS_NAMES
+        ]
+        return float(np.mean(share))
+
+    assert expression_share(TIGHT_ZOOM) > 1.5 * expression_share(ZOOM)
+    sizes = FaceSizes(2, 3, 1, 1)
+    tight = build_faces(tmp_path / "t", resolution=16, sizes=sizes, zoom=TIGHT_ZOOM, progress=False)
+    assert PreparedDataset.open(tight).meta["zoom"] == TIGHT_ZOOM

@@ -23,7 +23,7 @@ from training.data.faces.factors import (
     sample_common,
     sample_expression,
 )
-from training.data.faces.render import render_face
+from training.data.faces.render import ZOOM, render_face
 from training.data.parallel import ordered_map
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class FaceJob:
     index: int
     resolution: int
     aligned: bool = True
+    zoom: float = ZOOM
 
 
 def face_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -75,7 +76,7 @@ def render_job(job: FaceJob) -> Item:
     else:
         label = int(rng.integers(len(CLASS_NAMES)))
         expression = sample_expression(rng, label)
-    image = render_face(common, expression, job.resolution)
+    image = render_face(common, expression, job.resolution, job.zoom)
     return Item(image, expression.to_array(), label, common.to_array())
 
 
@@ -84,6 +85,7 @@ def build_faces(
     *,
     resolution: int = 64,
     aligned: bool = True,
+    zoom: float = ZOOM,
     seed: int = 0,
     sizes: FaceSizes = FaceSizes(),
     workers: int = 1,
@@ -92,7 +94,7 @@ def build_faces(
 ) -> Path:
     """Render the synthetic-faces dataset into `out` (see cache.py for the layout). `aligned`
     (the default, as the paper aligns its faces) renders every face at the canonical pose;
-    otherwise shift and rotation vary as common factors."""
+    otherwise shift and rotation vary as common factors. `zoom` frames the faces (render.py)."""
     writer = DatasetWriter(
         out,
         resolution=resolution,
@@ -103,7 +105,7 @@ def build_faces(
     try:
         for split in SPLIT_CODES:
             n = getattr(sizes, split)
-            jobs = [FaceJob(seed, split, i, resolution, aligned) for i in range(n)]
+            jobs = [FaceJob(seed, split, i, resolution, aligned, zoom) for i in range(n)]
             items = ordered_map(render_job, jobs, workers=workers, desc=split, progress=progress)
             writer.write_split(split, items, n)
     except BaseException:
@@ -115,5 +117,6 @@ def build_faces(
         class_names=[*CLASS_NAMES, "neutral"],
         label_name="expression",
         aligned=aligned,
+        zoom=zoom,
         reference_factors=NEUTRAL.to_array().tolist(),
     )

@@ -7,7 +7,8 @@ Nothing is ever unpickled: safetensors holds only tensors, JSON only plain value
 Two kinds:
 - inference (`model.json`): encoders, generator and e^r, optionally float16, for serving;
 - training state (`state.json`): every network, the optimisers and extra tensors (RNG states),
-  for exact resume.
+  for exact resume; its compact copy (`compact_training_state`) rounds the weights to float16
+  and the optimiser moments to bfloat16, small enough to keep a long run's state in git.
 """
 
 from __future__ import annotations
@@ -307,3 +308,23 @@ def load_training_state(
             ) from exc
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return manifest, extra
+
+
+def compact_training_state(source: str | Path, target: str | Path) -> Path:
+    """A copy of a training state with float16 weights and bfloat16 optimiser moments.
+
+    About a third of the float32 state's size. Loading it (`load_training_state`) casts back to
+    float32, so a run resumes from it on any machine, from rounded values: close to, not bit
+    for bit, where an uninterrupted run would be. bfloat16 for the moments because Adam's
+    second moments (1e-12 and smaller) underflow float16."""
+    manifest, tensors = read_checkpoint(source, TRAINING_MANIFEST)
+    compact = {}
+    for key, value in tensors.items():
+        if value.is_floating_point() and key.startswith("net."):
+            value = value.to(torch.float16)
+        elif value.is_floating_point() and key.startswith("optim.") and value.dim() > 0:
+            value = value.to(torch.bfloat16)  # Adam's step counts (0-d) stay exact
+        compact[key] = value
+    record = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "weights")}
+    record["compact"] = True
+    return write_checkpoint(target, TRAINING_MANIFEST, compact, record)

@@ -43,6 +43,9 @@ class RunConfig:
     collapse_patience: int = 20  # log intervals of a discriminator at ~100% before it is reported
     export_dtype: Literal["float32", "float16"] = "float16"
     runs_root: str = "runs"
+    # Compact training states kept in git (`python -m training carry`): a run with no state
+    # under runs_root resumes from carry_root/<name>, so a fresh clone continues a long run.
+    carry_root: str = "resume"
 
 
 @dataclass(frozen=True)

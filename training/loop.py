@@ -45,6 +45,7 @@ from training.prior import fit_target_prior
 from training.stopping import StopRequested, stop_signals
 
 log = logging.getLogger(__name__)
+METRICS = "metrics.jsonl"
 
 
 def _mixed_precision(cfg: TrainConfig, device: torch.device) -> bool:
@@ -106,7 +107,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     torch.manual_seed(run.seed * 1000 + ctx.rank)
     run_dir = Path(run.runs_root) / run.name
     state_dir, export_dir, grid_dir = run_dir / "state", run_dir / "export", run_dir / "grids"
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:  # a fresh start must not leave the previous run's pictures or export
@@ -150,16 +151,23 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     optimizers = step_fn.optimizers()
     base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
 
-    # Resume from the latest full state, exactly: weights, Adam moments, RNG, step, wall time.
+    # Resume from the latest full state, exactly: weights, Adam moments, RNG, step, wall time;
+    # on a machine without one, from the compact copy kept in git, if there is one.
     start_step, elapsed_before = 0, 0.0
-    if resume and (state_dir / "state.json").is_file():
-        manifest, extra = load_training_state(state_dir, net, optimizers)
+    resume_dir = state_dir
+    carried = Path(run.carry_root) / run.name
+    if resume and not (state_dir / "state.json").is_file() and (carried / "state.json").is_file():
+        resume_dir = carried
+        if ctx.is_main and not metrics_path.is_file() and (carried / METRICS).is_file():
+            shutil.copy2(carried / METRICS, metrics_path)
+    if resume and (resume_dir / "state.json").is_file():
+        manifest, extra = load_training_state(resume_dir, net, optimizers)
         start_step = int(manifest["step"])
         elapsed_before = float(manifest.get("wall_time_seconds", 0.0))
         _set_rng_state(extra, device)
         if ctx.enabled:  # each rank saved rank 0's RNG: give every rank its own stream again
             torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
-        log.info("resumed %s at step %d", run_dir, start_step)
+        log.info("resumed %s at step %d from %s", run_dir, start_step, resume_dir)
         if ctx.is_main:  # records a stopped process wrote after its last snapshot are redone
             _drop_records_after(metrics_path, start_step)
     if ctx.is_main:

@@ -50,7 +50,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from model import load_model
-from scripts.serve import REPO_ROOT, free_port, readyz
+from scripts.processes import REPO_ROOT, free_port
+from scripts.serve import readyz
 
 GOAL_LATENCY_MS = 15.0  # concurrency 1: p50 at most this much above bare batch 1
 GOAL_THROUGHPUT = 0.70  # concurrency 16: at least this fraction of bare best batched

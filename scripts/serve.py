@@ -20,24 +20,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PR_SET_PDEATHSIG = 1
+from scripts.processes import (
+    REPO_ROOT,
+    Child,
+    accepts_connections,
+    api_argv,
+    free_port,
+    pid_alive,
+    port_free,
+    redis_argv,
+    worker_argv,
+)
+
 EXIT_ALREADY_RUNNING = 2
 EXIT_SETUP = 3
 EXIT_CHILD_DIED = 4
@@ -82,22 +88,6 @@ def find_redis_server(*, install: bool = True) -> str:
     return binary
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def model_dir() -> Path:
     return Path(os.environ.get("SRBVAE_WORKER_MODEL_DIR") or REPO_ROOT / "models")
 
@@ -116,91 +106,6 @@ def check_models(directory: Path, default_model: str) -> list[str]:
             "so /readyz would never be 200: set SRBVAE_API_DEFAULT_MODEL to one of them."
         )
     return names
-
-
-# --- children ----------------------------------------------------------------------------
-
-
-def _own_group_dying_with_parent() -> None:
-    os.setsid()
-    # Not Linux: no prctl; the children then outlive a SIGKILLed serve.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    stop_timeout: float
-    process: subprocess.Popen | None = None
-    _pump: threading.Thread | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.argv,
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_own_group_dying_with_parent,
-        )
-        self._pump = threading.Thread(target=self._tee, daemon=True)
-        self._pump.start()
-
-    def _tee(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        prefix = f"{self.name:<6} | ".encode()
-        with open(self.log_path, "ab") as out:
-            for line in self.process.stdout:
-                out.write(line)
-                out.flush()
-                with contextlib.suppress(OSError):
-                    sys.stdout.buffer.write(prefix + line)
-                    sys.stdout.flush()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def exited(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
-    def stop(self) -> None:
-        """SIGTERM the child, wait, then SIGKILL whatever is left of its process group."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop within {self.stop_timeout:.0f} s: killing it")
-        # The worker's own child shares its group; nothing of the group may outlive us.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        if self._pump is not None:
-            self._pump.join(2)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 # --- the lock ----------------------------------------------------------------------------
@@ -348,24 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.update(SRBVAE_WORKER_REDIS_URL=redis_url, SRBVAE_API_REDIS_URL=redis_url)
+    # As in docker-compose.yml: an evicted queue is a lost queue.
+    maxmemory = ("--maxmemory", os.environ.get("SERVE_REDIS_MAXMEMORY", "512mb"),
+                 "--maxmemory-policy", "noeviction")  # fmt: skip
     children = [
-        Child(
-            "redis",
-            [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-             "--dir", str(redis_dir), "--appendonly", "yes", "--save", "",
-             # As in docker-compose.yml: an evicted queue is a lost queue.
-             "--maxmemory", os.environ.get("SERVE_REDIS_MAXMEMORY", "512mb"),
-             "--maxmemory-policy", "noeviction"],
-            env, log_dir / "redis.log", stop_timeout=10,
-        ),
+        Child("redis", redis_argv(redis_server, redis_port, redis_dir, *maxmemory), env,
+              log_dir / "redis.log", stop_timeout=10, echo=True),
         # Warm shutdown lets running jobs finish, within the worker's hard time limit.
-        Child("worker", [sys.executable, "-m", "worker"], env, log_dir / "worker.log", stop_timeout=65),
-        Child(
-            "api",
-            [sys.executable, "-m", "uvicorn", "service.main:app", "--host", host,
-             "--port", str(args.port)],
-            env, log_dir / "api.log", stop_timeout=10,
-        ),
+        Child("worker", worker_argv(), env, log_dir / "worker.log", stop_timeout=65, echo=True),
+        Child("api", api_argv(host, args.port), env, log_dir / "api.log", stop_timeout=10,
+              echo=True),
     ]  # fmt: skip
 
     def on_signal(signum, _frame):
@@ -418,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
         for child in reversed(children):
-            child.stop()
+            if not child.stop():
+                log(f"{child.name} did not stop within {child.stop_timeout:.0f} s: killed it")
         state["pgids"] = []
         write_state(lock, state)
         lock.close()
@@ -429,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 def _wait_redis(child: Child, port: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        if accepts_connections(port):
             return
         check([child])
         time.sleep(0.05)

@@ -73,4 +73,6 @@ function bind(formId, route, resultId, imagesOf) {
 
 bind("transfer-form", "/transfer", "transfer-result", (b) => [b.image]);
 bind("sample-form", "/sample", "sample-result", (b) => b.images);
+bind("neutralize-form", "/neutralize", "neutralize-result", (b) => [b.image]);
+bind("interpolate-form", "/interpolate", "interpolate-result", (b) => b.images);
 loadModels();

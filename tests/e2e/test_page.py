@@ -69,6 +69,32 @@ def test_page_transfers_and_samples(browser, stack, tmp_path):
     assert errors == []
 
 
+def test_page_neutralises_and_interpolates(browser, stack, tmp_path):
+    face, style = tmp_path / "face.png", tmp_path / "style.png"
+    face.write_bytes(images.png((48, 40), (30, 140, 220)))
+    style.write_bytes(images.palette_with_transparency())
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(stack["api"].url + "/")
+    page.wait_for_selector("#model option[value='digits']", state="attached")
+
+    page.set_input_files("#neutralize-form input[name=image]", face)
+    page.click("#neutralize-form button")
+    page.wait_for_selector("#neutralize-result[data-state=done] img")
+
+    page.set_input_files("#interpolate-form input[name=a]", face)
+    page.set_input_files("#interpolate-form input[name=b]", style)
+    page.fill("#interpolate-form input[name=steps]", "4")
+    page.click("#interpolate-form button")
+    page.wait_for_selector("#interpolate-result[data-state=done] img")
+
+    assert page.locator("#neutralize-result img").count() == 1
+    assert page.locator("#interpolate-result img").count() == 4
+    assert errors == []
+
+
 def test_page_shows_a_bad_upload_as_an_error(browser, stack, tmp_path):
     bad = tmp_path / "fake.png"
     bad.write_bytes(images.EPS)

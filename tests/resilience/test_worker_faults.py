@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
@@ -17,6 +16,7 @@ from celery import states
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.registry import KEY_PREFIX
 from contract.tasks import DELIVERIES_PREFIX, QUEUE
+from scripts.processes import REPO_ROOT, pid_alive, worker_argv
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
 from tests.utils.checkpoints import pickle_weights, tamper_weights
@@ -28,7 +28,6 @@ from tests.utils.faults import (
     wait_for,
 )
 from tests.utils.stack import running_stack
-from tests.utils.worker_process import REPO_ROOT, _alive
 
 pytestmark = pytest.mark.slow  # real processes and fault timeouts: seconds per test
 
@@ -117,7 +116,7 @@ def test_hard_time_limit_fails_the_job_replaces_the_process_and_the_next_job_run
         stuck.get(timeout=30)
     answer = stack.answers([behind], 30)[behind]
     assert answer["status"] == "failed" and answer["error"]["status"] == 504, answer
-    wait_for(lambda: not _alive(before), 30, "the stuck process was not replaced")
+    wait_for(lambda: not pid_alive(before), 30, "the stuck process was not replaced")
     assert "hard time limit of 4.5 s exceeded" in stack.worker.log()
     assert stack.worker.wait_ready(60).pid != before
     png = images.png((32, 32))
@@ -152,7 +151,7 @@ def test_bad_checkpoint_refuses_start_up_and_the_stack_serves_on(stack, model_di
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRBVAE_WORKER_")}
     env.update(SRBVAE_WORKER_REDIS_URL=stack.redis.url, SRBVAE_WORKER_MODEL_DIR=str(bad_dir),
                SRBVAE_WORKER_NAME=name)  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "worker"], cwd=REPO_ROOT, env=env,
+    done = subprocess.run(worker_argv(), cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 78, done.stderr[-3000:]
     assert "refusing to start: checkpoint 'faces' refused" in done.stderr

@@ -1,71 +1,53 @@
-"""A real redis-server on a free loopback port, started and stopped by the tests."""
+"""A real redis-server on a free loopback port, started and stopped by the tests (launched as
+`make serve` launches it: scripts/processes.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.processes import Child, accepts_connections, free_port, redis_argv
+from scripts.serve import SetupError, find_redis_server
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["RedisServer", "free_port", "running_redis"]
 
 
 @dataclass
 class RedisServer:
     port: int
     directory: Path
-    process: subprocess.Popen | None = None
+    child: Child | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, *extra_args: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server not found: apt-get install redis-server")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                "--save", "",
-                "--appendonly", "yes",
-                *extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        try:
+            binary = find_redis_server(install=False)
+        except SetupError as exc:
+            raise RuntimeError(str(exc)) from None
+        argv = redis_argv(binary, self.port, self.directory, *extra_args)
+        log_path = self.directory / f"redis-{self.port}.log"
+        self.child = Child("redis", argv, dict(os.environ), log_path, stop_timeout=5)
+        self.child.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
+            if accepts_connections(self.port):
                 return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if (rc := self.child.exited()) is not None:
+                raise RuntimeError(f"redis-server exited with {rc}:\n{self.child.log()[-2000:]}")
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start within 10 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
 
 
 @contextlib.contextmanager

@@ -30,8 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,16 +43,7 @@ from kombu import Queue
 import contract.errors  # noqa: F401 - results rebuild its exceptions by module name
 from contract.registry import WorkerInfo, parse_workers, worker_pattern
 from contract.tasks import QUEUE
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"  # zombie: dead, not yet reaped
-    except (OSError, IndexError):
-        return False
+from scripts.processes import Child, pid_alive, worker_argv
 
 
 @dataclass
@@ -65,8 +54,13 @@ class WorkerProcess:
     settings: dict = field(default_factory=dict)
     celery_args: tuple[str, ...] = ()  # passed on to `celery worker`
     name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
-    process: subprocess.Popen | None = None
+    child: Child | None = None
     info: WorkerInfo | None = None
+
+    @property
+    def process(self):
+        """The supervisor's Popen, while it runs."""
+        return None if self.child is None else self.child.process
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SRBVAE_WORKER_")}
@@ -77,15 +71,9 @@ class WorkerProcess:
             PYTHONUNBUFFERED="1",
         )
         env.update({f"SRBVAE_WORKER_{k.upper()}": str(v) for k, v in self.settings.items()})
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", *self.celery_args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() kills every descendant
-        )
+        argv = worker_argv(*self.celery_args)
+        self.child = Child("worker", argv, env, self.log_path, stop_timeout=20)
+        self.child.start()
 
     def wait_ready(self, timeout: float = 90.0) -> WorkerInfo:
         """Blocks until a live process of this worker announces itself consuming."""
@@ -97,7 +85,7 @@ class WorkerProcess:
                     rc = None if self.process is None else self.process.returncode
                     raise RuntimeError(f"worker exited with {rc}:\n{self.log()[-4000:]}")
                 for info in read_workers(client, self.name):
-                    if info.consuming and _alive(info.pid):
+                    if info.consuming and pid_alive(info.pid):
                         self.info = info
                         return info
                 time.sleep(0.1)
@@ -113,23 +101,15 @@ class WorkerProcess:
         os.kill(pid, signal.SIGKILL)
         self.info = None
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         return pid
 
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # the worker child, if it lingers
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5)
-        self._log.close()
-        self.process = None
+    def stop(self) -> None:
+        """SIGTERM (a warm shutdown), then SIGKILL to every process of the worker left."""
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

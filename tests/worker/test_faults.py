@@ -13,8 +13,9 @@ from PIL import Image
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, TaskName
+from scripts.processes import pid_alive
 from tests.utils.faults import FaultTask, publish_pickle, succeeded_lines, wait_for
-from tests.utils.worker_process import _alive, running_worker
+from tests.utils.worker_process import running_worker
 from tests.worker.conftest import assert_same_images, decode, random_png
 
 LIMITS = dict(soft_time_limit=3, hard_time_limit=4.5, visibility_timeout=6)
@@ -79,7 +80,7 @@ def test_job_past_the_hard_limit_times_out_and_the_process_is_replaced(worker, c
     stuck = client.send_task(str(FaultTask.SLEEP), kwargs={"seconds": 60.0})
     with pytest.raises(JobTimeout, match="time limit of 3 s"):
         stuck.get(timeout=30)
-    wait_for(lambda: not _alive(before), 30, "the stuck process was not replaced")
+    wait_for(lambda: not pid_alive(before), 30, "the stuck process was not replaced")
     assert worker.wait_ready(60).pid != before
     assert "hard time limit of 4.5 s exceeded" in worker.log()
     result = client.send_task(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
+from scripts.processes import REPO_ROOT, worker_argv
 from tests.utils.checkpoints import make_model_dir, pickle_weights, tamper_weights
 from tests.utils.redis_server import free_port
-from tests.utils.worker_process import REPO_ROOT
 
 
 def start_worker(model_dir, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -22,7 +21,7 @@ def start_worker(model_dir, timeout: float = 120) -> subprocess.CompletedProcess
         SRBVAE_WORKER_CONNECTION_MAX_RETRIES="0",
     )
     return subprocess.run(
-        [sys.executable, "-m", "worker"],
+        worker_argv(),
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -14,5 +14,6 @@ router = APIRouter(tags=["page"])
 
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
-    """The web page: transfer between two uploads, or sample variations of one."""
+    """The web page: transfer between two uploads, sample variations of one, neutralise one,
+    interpolate between two."""
     return FileResponse(STATIC / "index.html", media_type="text/html")

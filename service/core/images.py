@@ -1,10 +1,11 @@
 """Uploaded bytes -> a clean RGB PNG at the model's resolution, with Pillow only.
 
-The rules follow `model/images.py` (which the service must not import: it imports torch):
-RGB, 16/32-bit greys scaled rather than clipped, transparency over black, shorter side resized
-with LANCZOS and centre-cropped. Added here for untrusted input: an explicit format allow-list
-checked on the bytes (not the filename), a pixel cap checked before decoding, EXIF orientation,
-the first frame of animations, and outputs rebuilt from raw pixels so no metadata survives.
+The conversion is `contract.images.fit`, the one the model was trained with (`model/images.py`
+re-exports it): RGB, 16/32-bit greys scaled rather than clipped, transparency over black,
+shorter side resized with LANCZOS and centre-cropped. Added here for untrusted input: an
+explicit format allow-list checked on the bytes (not the filename), a pixel cap checked before
+decoding, EXIF orientation, the first frame of animations, and outputs rebuilt from raw pixels
+so no metadata survives. `strip` puts a job's PNGs side by side for a PNG answer.
 """
 
 from __future__ import annotations

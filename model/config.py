@@ -183,15 +183,3 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
     return dict(data)
-
-
-def paper_config(resolution: int = 64, **overrides: Any) -> ModelConfig:
-    """The paper's setting (64x64 digits; 96x96 faces)."""
-    return ModelConfig(resolution=resolution, **overrides)
-
-
-def cpu_config(resolution: int = 32, **overrides: Any) -> ModelConfig:
-    """Narrow networks that train in about an hour on 2 CPU cores (widths 32-64-128)."""
-    defaults: dict[str, Any] = dict(base_channels=32, max_channels=128, fc_dim=256)
-    defaults.update(overrides)
-    return ModelConfig(resolution=resolution, **defaults)

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint bench serve clean
+.PHONY: venv test test-fast test-stack lint bench serve clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# The compose stack built and run with Docker (docs/deploy.md), with its build and start timings.
+test-stack: $(STAMP)
+	$(PY) -m pytest tests/deploy/test_stack.py -s
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

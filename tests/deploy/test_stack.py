@@ -83,6 +83,11 @@ def image_exists(tag: str) -> bool:
     return run("docker", "image", "inspect", tag, timeout=30).returncode == 0
 
 
+def torch_version() -> str:
+    dockerfile = (REPO_ROOT / "docker" / "worker.Dockerfile").read_text()
+    return re.search(r"^ARG TORCH_VERSION=(\S+)", dockerfile, re.M)[1]
+
+
 def timed(label: str, args: list[str], timings: dict, **kwargs) -> None:
     start = time.monotonic()
     result = run(*args, **kwargs)
@@ -136,13 +141,12 @@ def wheel_index(request, tmp_path_factory, timings) -> Iterator[str]:
         "-r", str(REPO_ROOT / "docker" / "requirements-api.txt"),
         "-r", str(REPO_ROOT / "docker" / "requirements-worker.txt"),
         # The CPU build (this machine keeps one beside pip's configured find-links).
-        "torch==2.13.0+cpu",
+        f"torch=={torch_version()}+cpu",
         # Debian 12's Python is 3.11.2: redis wants async-timeout below 3.11.3, a marker that
         # this interpreter, a newer 3.11, does not select.
         "async-timeout",
     ], timings, timeout=900)  # fmt: skip
-    index = wheels.parent / "deploy-index"
-    shutil.rmtree(index, ignore_errors=True)
+    index = tmp_path_factory.mktemp("index")  # this run's own: another may run beside it
     for wheel in wheels.glob("*.whl"):
         project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
         (index / project).mkdir(parents=True, exist_ok=True)
@@ -254,9 +258,9 @@ class Stack:
     def down(self) -> None:
         for container in self.containers(all=True):  # a paused container cannot be stopped
             run("docker", "unpause", container)
-        run(*self.base(), "--profile", "cpu", "down", "--volumes", "--remove-orphans",
-            "--timeout", "20", cwd=REPO_ROOT, env=self.env(), timeout=300)  # fmt: skip
-        left = self.leftovers()  # whatever down could not remove
+        # Compose's down, then by label whatever that could not remove.
+        run(*self.base(), "down", "--volumes", cwd=REPO_ROOT, env=self.env(), timeout=300)
+        left = self.leftovers()
         if left["containers"]:
             run("docker", "rm", "--force", "--volumes", *left["containers"])
         for kind in ("volume", "network"):
@@ -273,7 +277,7 @@ def stack(docker, images, timings, tmp_path_factory) -> Iterator[Stack]:
         start = time.monotonic()
         # docs/deploy.md's line for a machine without a GPU: the API and the CPU worker (and,
         # as their dependency, Redis); the images exist, so nothing is built or pulled.
-        stack("up", "--detach", "api", "worker-cpu")
+        stack("up", "-d", "api", "worker-cpu")
         stack.wait_healthy(3)
         timings["up to healthy"] = round(time.monotonic() - start, 1)
         yield stack
@@ -360,7 +364,7 @@ def test_jobs_queued_across_a_redis_restart_are_answered(stack, timings):
 
 def test_two_workers_both_take_jobs(stack, timings):
     start = time.monotonic()
-    stack("up", "--detach", "--scale", "worker-cpu=2", "api", "worker-cpu")
+    stack("up", "-d", "--scale", "worker-cpu=2", "api", "worker-cpu")
     stack.wait_healthy(4)
     timings["second worker healthy"] = round(time.monotonic() - start, 1)
     workers = stack.containers("worker-cpu")
@@ -376,7 +380,7 @@ def test_two_workers_both_take_jobs(stack, timings):
 
 def test_down_removes_containers_volumes_and_networks(stack):
     assert any(stack.leftovers().values())
-    stack.down()
+    stack("down", "--volumes")  # as docs/deploy.md says it; the fixture's down() is a fallback
     assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
     with contextlib.suppress(httpx.TransportError):
         httpx.get(f"{stack.url}/healthz", timeout=2)

@@ -88,6 +88,16 @@ def torch_version() -> str:
     return re.search(r"^ARG TORCH_VERSION=(\S+)", dockerfile, re.M)[1]
 
 
+def build(label: str, tag: str, args: list[str], timings: dict, **kwargs) -> None:
+    """`docker build -t tag`, timed; the image the tag named before goes if nothing uses it."""
+    old = run("docker", "image", "inspect", "--format", "{{.Id}}", tag, timeout=30).stdout.strip()
+    timed(label, ["nice", "docker", "build", "--quiet", "--network", "host", "-t", tag, *args],
+          timings, timeout=900, **kwargs)  # fmt: skip
+    new = run("docker", "image", "inspect", "--format", "{{.Id}}", tag, timeout=30).stdout.strip()
+    if old and old != new:
+        run("docker", "image", "rm", old, timeout=60)  # refused while a container uses it
+
+
 def timed(label: str, args: list[str], timings: dict, **kwargs) -> None:
     start = time.monotonic()
     result = run(*args, **kwargs)
@@ -171,16 +181,13 @@ def wheel_index(request, tmp_path_factory, timings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def images(standin_base, wheel_index, timings) -> dict[str, str]:
-    build = ["nice", "docker", "build", "--quiet", "--network", "host"]
-    timed("redis image", [*build, "-t", STANDIN_REDIS, "-"], timings, input=REDIS_DOCKERFILE,
-          timeout=600)  # fmt: skip
+    build("redis image", STANDIN_REDIS, ["-"], timings, input=REDIS_DOCKERFILE)
     args = ["--build-arg", f"BASE_IMAGE={standin_base}",
-            "--build-arg", f"PIP_INDEX_URL={wheel_index}"]  # fmt: skip
+            "--build-arg", f"PIP_INDEX_URL={wheel_index}", str(REPO_ROOT)]  # fmt: skip
     tags = {"api": f"{IMAGE_PREFIX}/api:latest", "worker-cpu": f"{IMAGE_PREFIX}/worker-cpu:latest"}
-    timed("api image", [*build, *args, "-f", "docker/api.Dockerfile", "-t", tags["api"], "."],
-          timings, cwd=REPO_ROOT, timeout=900)  # fmt: skip
-    timed("worker-cpu image", [*build, *args, "-f", "docker/worker.Dockerfile",
-          "-t", tags["worker-cpu"], "."], timings, cwd=REPO_ROOT, timeout=900)  # fmt: skip
+    build("api image", tags["api"], ["-f", "docker/api.Dockerfile", *args], timings, cwd=REPO_ROOT)
+    build("worker-cpu image", tags["worker-cpu"], ["-f", "docker/worker.Dockerfile", *args],
+          timings, cwd=REPO_ROOT)  # fmt: skip
     for tag in tags.values():
         size = run("docker", "image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
         timings[f"{tag} MB"] = round(int(size) / 1e6)

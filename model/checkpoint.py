@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from model.config import ModelConfig
+from model.config import ModelConfig, ObjectiveConfig, method_name
 from model.networks import SRbVAE
 from model.target_prior import KEYS as SAMPLING_KEYS
 from model.target_prior import TargetPrior
@@ -183,6 +183,15 @@ def export_inference(
     if prior is not None and prior.fitted_on:
         _add_prior(tensors, manifest, prior, net.cfg.e_dim)
     return write_checkpoint(directory, INFERENCE_MANIFEST, tensors, manifest)
+
+
+def manifest_method(manifest: dict[str, Any]) -> str:
+    """The training method an inference manifest records, or the one its config implies."""
+    if "method" in manifest:
+        return str(manifest["method"])
+    model_cfg = ModelConfig.from_dict(manifest["model_config"])
+    objective = manifest.get("training", {}).get("config", {}).get("objective", {})
+    return method_name(model_cfg, ObjectiveConfig.from_dict(objective))
 
 
 def _add_prior(tensors: dict, manifest: dict, prior: TargetPrior, e_dim: int) -> None:

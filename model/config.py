@@ -176,6 +176,24 @@ class OptimConfig:
         return cls(**data)
 
 
+VARIANT_NAMES = {"srbvae": "sRb-VAE", "rbvae": "Rb-VAE", "vae": "VAE"}
+
+
+def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
+    """How a model was trained, in the words of the docs, the cards and `/models`: the paper's
+    variant plus the terms that are not in the paper."""
+    additions = [
+        name
+        for name, used in (
+            ("latent domain adversary", objective.domain_weight > 0),
+            ("transfer adversary", objective.transfer_weight > 0),
+            ("swap term", objective.swap_weight > 0),
+        )
+        if used
+    ]
+    return " + ".join([VARIANT_NAMES[model.variant], *additions])
+
+
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Rejects misspelt keys instead of silently ignoring them."""
     known = {f.name for f in dataclasses.fields(cls)}

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import INFERENCE_MANIFEST
+from model.checkpoint import INFERENCE_MANIFEST, manifest_method
 
 
 def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,8 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
     lines = [
         title,
         "",
-        f"- **Model**: {cfg['variant']} at {cfg['resolution']}x{cfg['resolution']}, z_dim {cfg['z_dim']}, "
+        f"- **Model**: {manifest_method(manifest)} at {cfg['resolution']}x{cfg['resolution']}, "
+        f"z_dim {cfg['z_dim']}, "
         f"e_dim {cfg['e_dim']}; weights `{manifest['weights']['file']}` ({manifest.get('dtype')}), "
         f"SHA-256 `{manifest['weights']['sha256']}`.",
         f"- **Data**: `{data.get('source')}` prepared dataset `{data.get('path')}`, sizes {data.get('sizes')}.",

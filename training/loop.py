@@ -31,6 +31,7 @@ from model.checkpoint import (
     load_training_state,
     save_training_state,
 )
+from model.config import method_name
 from model.inference import ReferenceVAE, load_model
 from model.networks import SRbVAE
 from model.objectives import make_objective
@@ -290,6 +291,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
             export_dir,
             name=run.name,
             dtype=getattr(torch, run.export_dtype),
+            method=method_name(cfg.model, cfg.objective),
             training={"step": step, "wall_time_seconds": round(wall_time(), 1), "config": cfg.to_dict(),
                       "device": str(device), "processes": ctx.world_size, "mixed_precision": mixed},
             metrics={},

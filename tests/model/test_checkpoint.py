@@ -152,3 +152,19 @@ def test_resuming_into_a_different_architecture_is_refused(tmp_path):
     other = SRbVAE(tiny_config(z_dim=16))
     with pytest.raises(CheckpointError, match="state.json: model config differs"):
         load_training_state(tmp_path, other, TrainStep(make_objective(other)).optimizers())
+
+
+def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
+    from model.checkpoint import manifest_method
+    from model.config import ModelConfig, ObjectiveConfig, method_name
+
+    assert method_name(ModelConfig(variant="srbvae"), ObjectiveConfig()) == "sRb-VAE"
+    served = method_name(ModelConfig(variant="rbvae"), ObjectiveConfig(domain_weight=3000))
+    assert served == "Rb-VAE + latent domain adversary"
+    # A manifest names its method, or its training config implies it.
+    assert manifest_method({"method": "VAE"}) == "VAE"
+    implied = {
+        "model_config": ModelConfig(variant="rbvae").to_dict(),
+        "training": {"config": {"objective": {"domain_weight": 3000.0}}},
+    }
+    assert manifest_method(implied) == served

@@ -35,6 +35,7 @@ def test_a_run_writes_metrics_grids_state_and_a_loadable_export(tiny_faces, tmp_
     assert manifest["step"] == 6 and manifest["command"] == "test"
     model = load_model(run_dir / "export")
     assert model.resolution == 32 and model.manifest["training"]["step"] == 6
+    assert model.manifest["method"] == "sRb-VAE"
     assert model.manifest["data"]["source"] == "faces"
     # /sample draws e from a Gaussian fitted to the encoded unlabelled (training) images.
     assert model.manifest["sampling"]["images"] == 96

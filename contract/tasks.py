@@ -81,18 +81,18 @@ class InterpolateRequest(_Payload):
 # --- results ---------------------------------------------------------------------------------
 
 
-class _Result(_Payload):
+class TaskResult(_Payload):
     model: str
     checkpoint_sha256: str  # of the weights that produced it: what makes an answer reproducible
     elapsed_ms: float
 
 
-class EncodeResult(_Result):
+class EncodeResult(TaskResult):
     z: list[list[float]]  # posterior means, (B, z_dim)
     e: list[list[float]]  # (B, e_dim)
 
 
-class ImagesResult(_Result):
+class ImagesResult(TaskResult):
     images: list[PngB64]
     seed: int | None = None  # the seed used, for sample
 
@@ -105,7 +105,7 @@ REQUESTS: dict[TaskName, type[_Payload]] = {
     TaskName.NEUTRALIZE: NeutralizeRequest,
     TaskName.INTERPOLATE: InterpolateRequest,
 }
-RESULTS: dict[TaskName, type[_Result]] = {
+RESULTS: dict[TaskName, type[TaskResult]] = {
     TaskName.ENCODE: EncodeResult,
     **{name: ImagesResult for name in TaskName if name is not TaskName.ENCODE},
 }

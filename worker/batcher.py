@@ -128,7 +128,9 @@ class Batcher:
                     if rows >= self.max_rows or not others_coming or remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            batch, rows, rest = [], 0, []
+            batch: list[_Op] = []
+            rest: list[_Op] = []
+            rows = 0
             for op in self._pending:
                 fits = op.key == first.key and (not batch or rows + op.rows <= self.max_rows)
                 if fits and (first.tensors or not batch):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
-from contract.tasks import EncodeResult, ImagesResult, TaskName
+from contract.tasks import EncodeResult, ImagesResult, TaskName, TaskResult
 from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
 from service.core import images
 from service.core.errors import ApiError, Unavailable
@@ -192,7 +192,7 @@ def _error(name: str, kind: str, msg: str) -> dict:
 # --- the answer: a job's result as the public schema, PNG or JSON ------------------------------
 
 
-def public_result(task: TaskName, job_id: str, result: BaseModel) -> JobResultPublic:
+def public_result(task: TaskName, job_id: str, result: TaskResult) -> JobResultPublic:
     common = dict(
         job_id=job_id,
         model=result.model,

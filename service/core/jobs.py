@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from celery import Celery, states
 from pydantic import BaseModel, ValidationError
@@ -28,7 +29,7 @@ from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 import contract.errors
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName, TaskResult
 from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
@@ -39,15 +40,19 @@ JOB_KEY_PREFIX = "srbvae:api:job:"
 _TIMEOUTS = {"TimeLimitExceeded", "SoftTimeLimitExceeded"}
 
 
+JobKind = Literal["transfer", "sample", "neutralize", "interpolate", "encode", "generate"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
 @dataclass(frozen=True)
 class JobRecord:
     task: TaskName  # what was asked: how to present its result
     submitted_at: float
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> JobKind:
         """The task's short name, as `GET /jobs/{id}` reports it: "transfer", "sample", ..."""
-        return self.task.removeprefix("srbvae.")
+        return cast(JobKind, self.task.removeprefix("srbvae."))
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,12 @@ class JobError:
 
 @dataclass(frozen=True)
 class JobState:
-    """`state` is queued, running, succeeded or failed; one of result and error when done."""
+    """One of result and error once the job has succeeded or failed."""
 
     job_id: str
     record: JobRecord
-    state: str
-    result: BaseModel | None = None
+    state: JobStatus
+    result: TaskResult | None = None
     error: JobError | None = None
 
 
@@ -130,12 +135,12 @@ class JobQueue:
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
         stored = {"task": str(task), "submitted_at": record.submitted_at}
-        journal = journal and self.journal is not None
+        noted = self.journal if journal else None
         async with redis_errors(self.retry_after_s):
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
-            if journal:
-                self.journal.add(pipe, job_id, task, payload, expires_s)
+            if noted is not None:
+                noted.add(pipe, job_id, task, payload, expires_s)
             await pipe.execute()
             if watch is not None:
                 await watch.results.subscribed()
@@ -149,9 +154,9 @@ class JobQueue:
                     expires=expires_s,
                 )
             except Exception:
-                if journal:  # refused (503): not to be sent later either
+                if noted is not None:  # refused (503): not to be sent later either
                     with contextlib.suppress(Exception):
-                        await self.journal.forget([job_id])
+                        await noted.forget([job_id])
                 raise
         return job_id, record
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.core.jobs import JobKind, JobStatus
+
 
 class _Reproducible(BaseModel):
     job_id: str
@@ -44,8 +46,8 @@ class JobErrorPublic(BaseModel):
 
 class JobStatusPublic(BaseModel):
     job_id: str
-    kind: Literal["transfer", "sample", "neutralize", "interpolate", "encode", "generate"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    kind: JobKind
+    status: JobStatus
     result: JobResultPublic | None = None
     error: JobErrorPublic | None = None
 

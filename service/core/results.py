@@ -1,8 +1,8 @@
 """One result subscription per API process, shared by every request that waits for a job.
 
 Celery's Redis backend publishes each state it stores on a channel named after the result key.
-A waiting request used to open its own connection and subscription (connect, SUBSCRIBE, GET,
-UNSUBSCRIBE, close: about a millisecond of the API's CPU per request). Here one connection
+A connection and subscription of its own per waiting request (connect, SUBSCRIBE, GET,
+UNSUBSCRIBE, close) costs about a millisecond of the API's CPU per request. Here one connection
 per process stays subscribed, and each wait adds its job's channel to it and removes it after:
 
     async with listener.watch(key) as watch:

@@ -33,17 +33,23 @@ def browser():
             browser.close()
 
 
-def test_page_transfers_and_samples(browser, stack, tmp_path):
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    (inputs / "face.jpg").write_bytes(images.jpeg_rotated())
-    (inputs / "style.png").write_bytes(images.palette_with_transparency())
+def open_page(browser, stack):
+    """The page, once it has listed the models; and the script errors it raises from then on."""
     page = browser.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(stack["api"].url + "/")
     page.wait_for_selector("#model option[value='digits']", state="attached")
+    return page, errors
+
+
+def test_page_transfers_and_samples(browser, stack, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "face.jpg").write_bytes(images.jpeg_rotated())
+    (inputs / "style.png").write_bytes(images.palette_with_transparency())
+    page, errors = open_page(browser, stack)
 
     page.set_input_files("#transfer-form input[name=image]", inputs / "face.jpg")
     page.set_input_files("#transfer-form input[name=attributes]", inputs / "style.png")
@@ -73,12 +79,7 @@ def test_page_neutralises_and_interpolates(browser, stack, tmp_path):
     face, style = tmp_path / "face.png", tmp_path / "style.png"
     face.write_bytes(images.png((48, 40), (30, 140, 220)))
     style.write_bytes(images.palette_with_transparency())
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(stack["api"].url + "/")
-    page.wait_for_selector("#model option[value='digits']", state="attached")
+    page, errors = open_page(browser, stack)
 
     page.set_input_files("#neutralize-form input[name=image]", face)
     page.click("#neutralize-form button")

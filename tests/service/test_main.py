@@ -1,6 +1,13 @@
-"""The app as a whole (service/main.py): its interactive docs and OpenAPI schema."""
+"""The app as a whole (service/main.py): its interactive docs and OpenAPI schema, and its
+modules' imports."""
 
 from __future__ import annotations
+
+from tests.utils.imports import cycles, import_graph
+
+
+def test_service_modules_import_no_cycle():
+    assert cycles(import_graph("service", "contract")) == []
 
 
 def test_docs_and_openapi_describe_the_upload_routes(client):

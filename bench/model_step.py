@@ -6,17 +6,21 @@ fraction of this machine's bfloat16 matmul peak measured in the same run, and th
 bf16 autocast + channels_last over plain fp32. Figures are only comparable within one run.
 
     python -m bench.model_step [--steps 5] [--batch 36] [--configs cpu-32,paper-64]
+    python -m bench.model_step --configs configs/digits-cpu.toml,configs/digits-srbvae-cpu.toml
+
+A name ending in .toml is a training configuration: its networks and objective, as trained.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import ModelConfig
+from model.config import ModelConfig, ObjectiveConfig
 from model.networks import SRbVAE, count_parameters
 from model.objectives import make_objective
 from model.training_step import TrainStep, fastest_settings
@@ -47,9 +51,16 @@ def matmul_peak(
     return 2 * n**3 * count / (time.perf_counter() - start)
 
 
-def step_flops(cfg: ModelConfig, batch: int, device: torch.device) -> float:
-    net = SRbVAE(cfg).to(device)
-    step = TrainStep(make_objective(net))
+def _networks(cfg: ModelConfig, objective: ObjectiveConfig | None) -> SRbVAE:
+    adversary = objective is not None and objective.domain_weight > 0
+    return SRbVAE(cfg, domain_adversary=adversary)
+
+
+def step_flops(
+    cfg: ModelConfig, objective: ObjectiveConfig | None, batch: int, device: torch.device
+) -> float:
+    net = _networks(cfg, objective).to(device)
+    step = TrainStep(make_objective(net, objective))
     x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
     with FlopCounterMode(display=False) as counter:
         step(x, x)
@@ -63,10 +74,17 @@ MODES = {  # name: TrainStep keyword arguments
 }
 
 
-def throughput(cfg: ModelConfig, batch: int, steps: int, device: torch.device, mode: str) -> float:
+def throughput(
+    cfg: ModelConfig,
+    objective: ObjectiveConfig | None,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    mode: str,
+) -> float:
     """Unlabelled images per second (each step also consumes `batch` reference images)."""
-    net = SRbVAE(cfg).to(device)
-    step = TrainStep(make_objective(net), **MODES[mode])
+    net = _networks(cfg, objective).to(device)
+    step = TrainStep(make_objective(net, objective), **MODES[mode])
     x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
     step(x, x)  # warm-up: allocator, kernels, autotuning
     if device.type == "cuda":
@@ -102,21 +120,32 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
-    for name in args.configs.split(","):
-        for variant in args.variants.split(","):
-            cfg = CONFIGS[name](variant)
-            flops_per_image = step_flops(cfg, args.batch, device) / args.batch
-            rates = {m: throughput(cfg, args.batch, args.steps, device, m) for m in MODES}
-            best = max(rates.values())
-            achieved = best * flops_per_image
-            params = count_parameters(SRbVAE(cfg))
-            print(
-                f"| {name} | {variant} | {params / 1e6:.1f}M | {flops_per_image / 1e9:.2f} | "
-                + " | ".join(f"{r:.1f}" for r in rates.values())
-                + f" | {best / rates['fp32']:.2f}x | {achieved / 1e9:.1f} "
-                f"| {achieved / peak_bf16:.1%} | {achieved / peak_fp32:.1%} |",
-                flush=True,
-            )
+    for name, variant, cfg, objective in _configurations(args.configs, args.variants):
+        flops_per_image = step_flops(cfg, objective, args.batch, device) / args.batch
+        rates = {m: throughput(cfg, objective, args.batch, args.steps, device, m) for m in MODES}
+        best = max(rates.values())
+        achieved = best * flops_per_image
+        params = count_parameters(SRbVAE(cfg))
+        print(
+            f"| {name} | {variant} | {params / 1e6:.1f}M | {flops_per_image / 1e9:.2f} | "
+            + " | ".join(f"{r:.1f}" for r in rates.values())
+            + f" | {best / rates['fp32']:.2f}x | {achieved / 1e9:.1f} "
+            f"| {achieved / peak_bf16:.1%} | {achieved / peak_fp32:.1%} |",
+            flush=True,
+        )
+
+
+def _configurations(names: str, variants: str):
+    """(name, variant, model config, objective or None) for each named configuration."""
+    from training.config import load_config
+
+    for name in names.split(","):
+        if name.endswith(".toml"):
+            cfg = load_config(name)
+            yield Path(name).stem, cfg.model.variant, cfg.model, cfg.objective
+            continue
+        for variant in variants.split(","):
+            yield name, variant, CONFIGS[name](variant), None
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ class ObjectiveConfig:
     # target factors to leave z, which the latent adversary does not apply (it judges only the
     # marginal of z). Like domain_weight, one logistic loss per image against reconstructions
     # summed over pixels. At 1,000 on digits it did not move stroke width into e in 5,000
-    # steps (docs/training.md, session 8). 0 is the paper.
+    # steps (docs/experiments.md). 0 is the paper.
     transfer_weight: float = 0.0
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.

@@ -2,7 +2,7 @@
 
 The model's prior is N(0, I), but a trained Rb-VAE's encoded e need not fill it: with the
 paper's sharp likelihood (lambda = 0.01) the posteriors are narrow and their aggregate sits
-elsewhere, so e ~ N(0, I) lands off the data and the generator breaks the image (session 3: the
+elsewhere, so e ~ N(0, I) lands off the data and the generator breaks the image (measured: the
 digit survived 36% of samples). A Gaussian fitted to the encoded e of training images, an
 ex-post density as in Ghosh et al. 2020 ("From variational to deterministic autoencoders"),
 keeps samples where the encoder puts real images. The fit is stored in the inference

@@ -123,7 +123,7 @@ def docker() -> list[str]:
 @pytest.fixture(scope="module")
 def timings() -> Iterator[dict]:
     """Seconds per step, printed at the end (pytest -s shows them; docs/deploy.md quotes them)."""
-    measured: dict[str, float] = {}
+    measured: dict[str, object] = {}
     yield measured
     print("\ndeploy timings (s):", json.dumps(measured))
 
@@ -381,6 +381,7 @@ def test_two_workers_both_take_jobs(stack, timings):
     job_ids = submit_async(stack, 40)
     wait_succeeded(stack, job_ids)
     taken = {w: (jobs_taken_by(w) - before[w]) & set(job_ids) for w in workers}
+    timings["jobs per worker"] = sorted(len(t) for t in taken.values())
     assert all(taken.values()), {w: len(t) for w, t in taken.items()}
     assert set().union(*taken.values()) == set(job_ids)
 

@@ -151,7 +151,7 @@ def test_sigterm_to_the_training_command_saves_and_exits_143(tiny_faces, tmp_pat
 
 
 def test_a_nan_stops_the_run_and_is_recorded(tiny_faces, tmp_path, monkeypatch):
-    def nan_step(self, x_u, x_r):
+    def nan_step(self, x_u, x_r, **kwargs):
         raise NonFiniteLossError("model", {"loss/total": float("nan")})
 
     monkeypatch.setattr(TrainStep, "__call__", nan_step)

@@ -41,6 +41,8 @@ class ModelInfo(BaseModel):
     z_dim: int
     e_dim: int
     variant: str
+    # How it was trained, e.g. "Rb-VAE + latent domain adversary" (model.config.method_name).
+    method: str = ""
     checkpoint_sha256: str
     card: dict = {}  # from the checkpoint manifest: data, training command, wall time, metrics
 

@@ -23,6 +23,7 @@ from contract.errors import UnknownModel
 from contract.registry import HEARTBEAT_SECONDS, TTL_SECONDS, ModelInfo, WorkerInfo, worker_key
 from contract.tasks import QUEUE
 from model import CheckpointError, ReferenceVAE, load_model
+from model.checkpoint import manifest_method
 from worker.batcher import Batcher
 from worker.settings import WorkerSettings
 from worker.tracker import JobTracker
@@ -103,6 +104,7 @@ def model_info(name: str, vae: ReferenceVAE) -> ModelInfo:
         z_dim=vae.z_dim,
         e_dim=vae.e_dim,
         variant=vae.cfg.variant,
+        method=manifest_method(m),
         checkpoint_sha256=m["weights"]["sha256"],
         card={k: m[k] for k in CARD_FIELDS if k in m},
     )

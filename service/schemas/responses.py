@@ -58,6 +58,8 @@ class ModelPublic(BaseModel):
     z_dim: int
     e_dim: int
     variant: str
+    method: str = Field(description="how it was trained, e.g. 'sRb-VAE' or "
+                        "'Rb-VAE + latent domain adversary'")  # fmt: skip
     checkpoint_sha256: str
     card: dict = Field(description="training data, command and metrics from the model card")
 

@@ -16,7 +16,8 @@ async function loadModels() {
     const body = await answer.json();
     if (!answer.ok) throw new Error(body.detail);
     for (const m of body.models) {
-      const option = new Option(`${m.name} (${m.resolution}px)`, m.name, false, m.name === body.default);
+      const label = `${m.name}: ${m.method || m.variant}, ${m.resolution}px`;
+      const option = new Option(label, m.name, false, m.name === body.default);
       $("model").add(option);
     }
     $("ready").textContent = body.models.length ? "" : "no worker is serving models yet";

@@ -22,7 +22,7 @@ SHA = "ab" * 32
 
 def model_info(name: str = "digits", resolution: int = 32) -> ModelInfo:
     return ModelInfo(
-        name=name, resolution=resolution, z_dim=8, e_dim=4, variant="srbvae",
+        name=name, resolution=resolution, z_dim=8, e_dim=4, variant="srbvae", method="sRb-VAE",
         checkpoint_sha256=SHA, card={"data": {"source": "test"}, "metrics": {}},
     )  # fmt: skip
 

@@ -167,7 +167,7 @@ def test_worker_announces_its_models_and_limits(redis_server, worker, models):
     assert set(info.models) == {"digits", "faces"}
     faces = info.models["faces"]
     assert (faces.resolution, faces.z_dim, faces.e_dim) == (RESOLUTION, 8, 4)
-    assert faces.variant == "srbvae"
+    assert faces.variant == "srbvae" and faces.method == "sRb-VAE"
     assert faces.checkpoint_sha256 == models["faces"].manifest["weights"]["sha256"]
     assert faces.card["data"]["source"] == "test"
     assert info.models["digits"].card["sampling"]["images"] == 64 and "sampling" not in faces.card

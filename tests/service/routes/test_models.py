@@ -11,6 +11,7 @@ def test_models_lists_each_model_with_its_card(client, workers):
     assert body["default"] == "digits"
     assert [(m["name"], m["resolution"]) for m in body["models"]] == [("digits", 32), ("faces", 64)]
     assert body["models"][0]["card"]["data"] == {"source": "test"}
+    assert body["models"][0]["method"] == "sRb-VAE"
 
 
 def test_models_is_empty_without_workers(client, workers):

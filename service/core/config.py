@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from PIL import Image
@@ -16,7 +17,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SRBVAE_API_", extra="ignore")
 
     redis_url: str = "redis://localhost:6379/0"  # broker and result backend, as the worker's
-    default_model: str = "digits"  # used when a request names none; /readyz waits for it
+    default_model: str = "faces"  # used when a request names none; /readyz waits for it
+    # The workers' model directory (or a copy of it): the API reads only each model's
+    # examples/ from it, for GET /models/{name}/examples; the checkpoints stay the workers'.
+    model_dir: Path = Path("models")
 
     # Uploads are held in memory (never spooled to disk), so these bound the memory per request.
     max_upload_bytes: int = Field(10 * MiB, gt=0)  # one file

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host
     url_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "localhost") else host
     url = f"http://{url_host}:{args.port}"
-    default_model = os.environ.get("SRBVAE_API_DEFAULT_MODEL", "digits")
+    default_model = os.environ.get("SRBVAE_API_DEFAULT_MODEL", "faces")
     try:
         redis_server = find_redis_server()
         models = check_models(model_dir(), default_model)
@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.update(SRBVAE_WORKER_REDIS_URL=redis_url, SRBVAE_API_REDIS_URL=redis_url)
+    env.setdefault("SRBVAE_API_MODEL_DIR", str(model_dir()))  # the examples the page offers
     # As in docker-compose.yml: an evicted queue is a lost queue.
     maxmemory = ("--maxmemory", os.environ.get("SERVE_REDIS_MAXMEMORY", "512mb"),
                  "--maxmemory-policy", "noeviction")  # fmt: skip

@@ -69,6 +69,20 @@ class ModelsPublic(BaseModel):
     models: list[ModelPublic]
 
 
+class ExamplePublic(BaseModel):
+    label: str = Field(description="its class in the dataset: an expression, a digit")
+    url: str = Field(description="the PNG, at the model's resolution")
+    index: int = Field(description="its row in the held-out split")
+
+
+class ExamplesPublic(BaseModel):
+    model: str
+    source: str = Field(description="the dataset, e.g. 'faces'")
+    split: str = Field(description="the held-out split the images come from, e.g. 'eval_score'")
+    description: str
+    examples: list[ExamplePublic]
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 

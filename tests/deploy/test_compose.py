@@ -168,6 +168,10 @@ def test_api_and_workers_share_redis_url(config):
         assert services[name]["environment"]["SRBVAE_WORKER_REDIS_URL"] == url
 
 
+def test_api_mounts_models_read_only_for_their_examples(config):
+    assert f"{REPO_ROOT / 'models'}:/app/models:ro" in config["services"]["api"]["volumes"]
+
+
 def test_workers_mount_models_read_only(config):
     for name in ("worker", "worker-cpu"):
         volumes = config["services"][name]["volumes"]

@@ -341,7 +341,7 @@ def test_transfer_and_sample_through_the_published_port(stack):
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "image/png"
     assert answer.content.startswith(b"\x89PNG")
-    assert answer.headers["x-model"] == "digits"
+    assert answer.headers["x-model"] == "faces"
 
     sample = httpx.post(f"{stack.url}/sample", files={"image": ("a.png", png())},
                         data={"n": "4", "seed": "1"}, timeout=60)  # fmt: skip

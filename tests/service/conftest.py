@@ -18,6 +18,7 @@ def small_settings(**overrides) -> Settings:
     """Limits small enough to cross in a test without large buffers."""
     values = dict(
         redis_url="redis://127.0.0.1:1/0",  # nothing listens: any real Redis use fails fast
+        default_model="digits",  # the model FakeWorkers holds
         max_upload_bytes=256 * 1024,
         max_request_bytes=600 * 1024,
         max_pixels=1_000_000,

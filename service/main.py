@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service.api.deps import require_api_key
 from service.api.routes import health, images, jobs, latents, models, page
+from service.core.budget import MemoryBudget
 from service.core.config import Settings, get_settings
 from service.core.connections import Connections
 from service.core.metrics import Metrics, MetricsMiddleware
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request from its signature (about a quarter of the API's CPU per request, measured).
         app.dependency_overrides[get_settings] = lambda: settings
     app.state.metrics = Metrics()
+    app.state.budget = MemoryBudget(
+        settings.image_memory_bytes, settings.image_memory_wait_s, settings.retry_after_s
+    )
     for module in (images, latents, jobs):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     for module in (models, health, page):

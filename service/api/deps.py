@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -60,14 +61,21 @@ def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:
 WantsJson = Annotated[bool, Depends(wants_json)]
 
 
-async def multipart_form(request: Request, settings: SettingsDep) -> Form:
+async def multipart_form(request: Request, settings: SettingsDep) -> AsyncIterator[Form]:
+    """The form, holding its share of the image memory budget until the route releases it
+    (`JobRoute.read`, once the images are converted) or, at the latest, the request ends."""
     limits = UploadLimits(
         max_upload_bytes=settings.max_upload_bytes,
         max_files=settings.max_files,
         max_fields=settings.max_fields,
         max_field_bytes=settings.max_field_bytes,
+        max_request_bytes=settings.max_request_bytes,
     )
-    return await read_multipart(request, limits)
+    form = await read_multipart(request, limits, getattr(request.app.state, "budget", None))
+    try:
+        yield form
+    finally:
+        form.release()
 
 
 FormDep = Annotated[Form, Depends(multipart_form)]

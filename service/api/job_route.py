@@ -88,7 +88,8 @@ class JobRoute:
         self, form: Form, fields: type[F], files: FileSpec, max_many: int = 1
     ) -> JobUpload[F]:
         """The form's fields and files (422 naming each problem), the model, and the files as
-        clean PNGs, decoded off the event loop (400, 413, 415 for a refused image)."""
+        clean PNGs, decoded off the event loop (400, 413, 415 for a refused image) within the
+        image memory budget (503 when it stays full); the uploads' bytes are dropped after."""
         params = fields_of(fields, form)
         uploads = files_of(form, files, max_many)
         model = await self.model(params.model)
@@ -100,12 +101,19 @@ class JobRoute:
                 images.prepare(u.data, model.resolution, limits, label)
             ).decode()
 
+        def decode_cost() -> int:  # one image is decoded at a time: the largest counts
+            every = (u.data for found in uploads.values() for u in found)
+            return max(images.decode_cost(d, model.resolution, limits) for d in every)
+
         try:
+            await form.reserve_decoding(await run_in_threadpool(decode_cost))
             pngs = await run_in_threadpool(
                 lambda: {name: [prepare(u) for u in found] for name, found in uploads.items()}
             )
         except images.ImageRejected as exc:
             raise ApiError(exc.status, exc.detail) from exc
+        finally:
+            form.release()  # the uploads are PNGs at the model's resolution from here on
         return JobUpload(params, model, pngs)
 
     async def answer(self, task: TaskName, payload: BaseModel, *, as_json: bool) -> Response:

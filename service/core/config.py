@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     max_field_bytes: int = Field(4096, gt=0)  # text fields are numbers and model names
     # Below Pillow's MAX_IMAGE_PIXELS (~89 M), which only warns up to twice its value.
     max_pixels: int = Field(25_000_000, gt=0)
+    # Memory for image work: upload bodies held in memory and their decoding (service/core/
+    # budget.py). A request reserves its share before reading its body and before decoding;
+    # what does not fit waits up to image_memory_wait_s, then 503. 256 MiB is 7 requests of two
+    # 9 MB photos at once, plus one full-size 12-megapixel PNG being decoded.
+    image_memory_bytes: int = Field(256 * MiB, gt=0)
+    image_memory_wait_s: float = Field(10.0, ge=0)
 
     job_timeout_s: float = Field(30.0, gt=0)  # a synchronous request answers 504 after this
     result_ttl_s: int = Field(3600, gt=0)  # job records and results expire from Redis
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
             raise ValueError(f"max_pixels must stay below Pillow's {Image.MAX_IMAGE_PIXELS}")
         if self.max_request_bytes < self.max_upload_bytes:
             raise ValueError("max_request_bytes must be at least max_upload_bytes")
+        if self.image_memory_bytes < self.max_request_bytes + self.max_upload_bytes:
+            # else the largest body allowed could never be read
+            raise ValueError(
+                "image_memory_bytes must be at least max_request_bytes plus max_upload_bytes"
+            )
         return self
 
 

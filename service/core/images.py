@@ -6,6 +6,13 @@ shorter side resized with LANCZOS and centre-cropped. Added here for untrusted i
 explicit format allow-list checked on the bytes (not the filename), a pixel cap checked before
 decoding, EXIF orientation, the first frame of animations, and outputs rebuilt from raw pixels
 so no metadata survives. `strip` puts a job's PNGs side by side for a PNG answer.
+
+Large pictures are decoded at the size the model needs, not in full: a JPEG in libjpeg's draft
+mode (decoded directly at 1/2, 1/4 or 1/8 scale), any other format reduced by an integer factor
+(box filter) right after decoding, in both cases to no less than `REDUCING_GAP` times the model's
+resolution on the shorter side, before the usual LANCZOS fit. Pictures smaller than that are
+converted exactly as before; at most one full-size copy of an image is ever held, and
+`decode_cost` tells from the header alone how much memory its decoding will take.
 """
 
 from __future__ import annotations
@@ -15,7 +22,20 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from contract.images import fit  # the rules the model was trained with
+from contract.images import fit, to_rgb  # the rules the model was trained with
+
+# Decode or reduce large pictures to at least this multiple of the model's resolution before
+# the LANCZOS fit: Pillow's own choice for thumbnails is 2; at 3 the result differs from a
+# full-size fit by about one level in 255 (tests/service/test_images.py measures it).
+REDUCING_GAP = 3
+# Modes Image.reduce handles in place (RGBA and LA through premultiplied alpha); palettes are
+# expanded to RGBA first, the rest (1-bit, 16-bit greys) converted to RGB at full size.
+_REDUCIBLE = ("L", "RGB", "RGBA", "LA", "CMYK", "I", "F")
+# Peak bytes per full-size pixel while decoding and reducing: Pillow stores RGB, CMYK, I and F
+# in 4 bytes; RGBA also needs its premultiplied copy, a palette its RGBA expansion; the other
+# modes go through to_rgb at full size (a 16-bit grey: I, F, F, I, L and RGB copies).
+_BYTES_PER_PIXEL = {"L": 2, "P": 10, "RGB": 5, "CMYK": 5, "I": 5, "F": 5, "RGBA": 9, "LA": 9}
+_DEFAULT_BYTES_PER_PIXEL = 24
 
 # Pillow format names; only these plugins are ever asked to open an upload, so EPS (which
 # would run Ghostscript on load), TIFF, PSD and the rest are never parsed.
@@ -85,8 +105,11 @@ def _unsupported(name: str) -> str:
     return f"{name} images are not accepted; send PNG, JPEG, WebP, BMP or GIF"
 
 
-def decode(data: bytes, limits: Limits, label: str = "image") -> Image.Image:
-    """Validated bytes -> the first frame, decoded, EXIF orientation applied."""
+def decode(
+    data: bytes, limits: Limits, label: str = "image", resolution: int | None = None
+) -> Image.Image:
+    """Validated bytes -> the first frame, decoded, EXIF orientation applied; with a
+    `resolution`, decoded or reduced to no less than `REDUCING_GAP` times it."""
     if not data:
         raise ImageRejected(400, f"{label}: empty file")
     fmt = sniff_format(data, label)
@@ -106,14 +129,58 @@ def decode(data: bytes, limits: Limits, label: str = "image") -> Image.Image:
     if width < 1 or height < 1:
         raise ImageRejected(400, f"{label}: empty image")
     try:
+        if resolution is not None and fmt == "JPEG":
+            side = REDUCING_GAP * resolution
+            image.draft(None, (side, side))  # picks the largest scale that keeps both >= side
         # Frame 0 is the one open() positions on; counting frames would decode them all.
         image.load()
+        if resolution is not None:
+            image = _reduce(image, resolution)
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(413, f"{label}: too many pixels") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(400, f"{label}: truncated or corrupt {fmt} image ({exc})") from exc
     return image
+
+
+def _reduce(image: Image.Image, resolution: int) -> Image.Image:
+    """The decoded picture, reduced by the largest integer factor that keeps its shorter side
+    at least `REDUCING_GAP` times the resolution (itself when that factor is 1)."""
+    factor = min(image.size) // (REDUCING_GAP * resolution)
+    if factor < 2:
+        return image
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")  # reduce would not average palette indices
+    elif image.mode not in _REDUCIBLE:
+        image = to_rgb(image)
+    return image.reduce(factor)
+
+
+def decode_cost(data: bytes, resolution: int, limits: Limits) -> int:
+    """Bytes that decoding this upload for `resolution` holds at its peak, read from the header
+    only; 0 for what `decode` refuses before decompressing (unknown formats, too many pixels),
+    which takes no pixel memory."""
+    try:
+        if sniff_format(data) is None:
+            return 0
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            width, height = image.size
+            mode = image.mode
+            fmt = image.format
+    except (ImageRejected, Image.DecompressionBombError, UnidentifiedImageError, OSError):
+        return 0
+    except (SyntaxError, ValueError, EOFError):
+        return 0
+    if width * height > limits.max_pixels or width < 1 or height < 1:
+        return 0
+    if fmt == "JPEG":
+        side = REDUCING_GAP * resolution
+        scale = min(width // side, height // side)
+        scale = next(s for s in (8, 4, 2, 1) if scale >= s) if scale >= 1 else 1
+        width, height = -(-width // scale), -(-height // scale)
+    per_pixel = _BYTES_PER_PIXEL.get(mode, _DEFAULT_BYTES_PER_PIXEL)
+    return width * height * per_pixel
 
 
 def to_png(image: Image.Image) -> bytes:
@@ -127,7 +194,7 @@ def to_png(image: Image.Image) -> bytes:
 
 def prepare(data: bytes, resolution: int, limits: Limits, label: str = "image") -> bytes:
     """Upload bytes -> PNG bytes of an RGB (resolution x resolution) picture for the worker."""
-    image = decode(data, limits, label)
+    image = decode(data, limits, label, resolution)
     try:
         return to_png(fit(image, resolution))
     except (OSError, ValueError) as exc:

@@ -5,6 +5,11 @@ before reading a byte, and counting bytes for bodies without one, chunked includ
 `read_multipart` parses multipart forms into memory with caps per file, per field and on their
 numbers. Starlette's own parser spools files over 1 MiB to a temporary file; uploads here are
 never written to disk.
+
+Given the API's `MemoryBudget` (service/core/budget.py), `read_multipart` reserves what the
+body will hold before reading a byte of it, plus `DECODE_ALLOWANCE` for decoding it; a route
+grows that with `Form.reserve_decoding` once the images' headers say more, and `Form.release`
+drops the files and gives it all back as soon as the images are converted.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.core.errors import ApiError
+from service.core.budget import MemoryBudget, Reservation
+from service.core.errors import ApiError, Unavailable
+
+MiB = 1024 * 1024
+# Reserved with every body for decoding its images, so that the common case (JPEG photos,
+# decoded in draft mode at a few times the model's resolution: 1 MB for 12 megapixels at 64,
+# 4 MB at 128) needs no second wait; larger decodes reserve the rest before they start.
+DECODE_ALLOWANCE = 4 * MiB
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class UploadLimits:
     max_files: int
     max_fields: int
     max_field_bytes: int
+    max_request_bytes: int | None = None  # what a body without Content-Length may reach
 
 
 @dataclass
@@ -39,9 +52,33 @@ class Upload:
 class Form:
     fields: dict[str, str] = field(default_factory=dict)
     files: list[Upload] = field(default_factory=list)
+    reservation: Reservation | None = None  # its share of the memory budget, while held
+    body_bytes: int = 0  # of the reservation, what holding the body takes
 
     def files_named(self, name: str) -> list[Upload]:
         return [f for f in self.files if f.field == name]
+
+    async def reserve_decoding(self, nbytes: int) -> None:
+        """Waits until decoding `nbytes` more fits the budget; 503 when it does not in time."""
+        if self.reservation is not None:
+            total = self.body_bytes + max(nbytes, DECODE_ALLOWANCE)
+            await self.reservation.grow_to(total, "decoding an upload")
+
+    def release(self) -> None:
+        """Drops the files' bytes and gives back the reservation (once; again is harmless)."""
+        for upload in self.files:
+            upload.data = b""
+        if self.reservation is not None:
+            self.reservation.release()
+
+
+def body_cost(request: Request, limits: UploadLimits) -> int:
+    """Bytes that reading this body holds at its peak: the body, plus one file copied out of
+    the parser's buffer at its end."""
+    length = _content_length(request.scope)
+    if length is None:
+        length = limits.max_request_bytes or limits.max_upload_bytes * limits.max_files
+    return length + min(length, limits.max_upload_bytes)
 
 
 def _too_large(what: str, limit: int) -> ApiError:
@@ -162,7 +199,39 @@ class _Collector:
         self._data = bytearray()
 
 
-async def read_multipart(request: Request, limits: UploadLimits) -> Form:
+async def read_multipart(
+    request: Request, limits: UploadLimits, budget: MemoryBudget | None = None
+) -> Form:
+    """The form, within the limits. With a `budget`, its reservation is taken first (503 and
+    the body discarded unread when it does not fit in time) and held by the form."""
+    if budget is None:
+        return await _read_form(request, limits)
+    reservation = budget.reservation()
+    cost = body_cost(request, limits)
+    try:
+        await reservation.grow_to(cost + DECODE_ALLOWANCE, "an upload")
+    except Unavailable:
+        await _discard(request)  # so that the client reads the 503 rather than a reset
+        raise
+    try:
+        form = await _read_form(request, limits)
+    except BaseException:
+        reservation.release()
+        raise
+    form.reservation, form.body_bytes = reservation, cost
+    return form
+
+
+async def _discard(request: Request) -> None:
+    """Reads and drops the rest of the body, a chunk at a time."""
+    try:
+        async for _ in request.stream():
+            pass
+    except Exception:  # noqa: BLE001 - a client gone or a body over the limit: nothing to drain
+        return
+
+
+async def _read_form(request: Request, limits: UploadLimits) -> Form:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"application/x-www-form-urlencoded":
         # Fields without files: answered 422 for the missing files rather than 415.

@@ -1,14 +1,19 @@
-"""The web page in headless Chromium (Debian's `chromium`, driven by Playwright)."""
+"""The web page in headless Chromium (Debian's `chromium`, driven by Playwright), against an API
+with the product's defaults (faces first) on the e2e stack's Redis and worker."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
+from service.core.config import Settings
 from tests.utils import images
+from tests.utils.api_process import running_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 from playwright import sync_api  # noqa: E402  (pinned in the dev extra)
@@ -18,6 +23,30 @@ if not Path(CHROMIUM).exists():
     if os.environ.get("CI"):
         pytest.fail("chromium is not installed (apt-get install chromium)", pytrace=False)
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+# Each image: its natural size and the spread of its channel values (0: one flat colour).
+MEASURE = """els => els.map(img => {
+  const c = document.createElement("canvas");
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext("2d");
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let lo = 255, hi = 0;
+  for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) {
+    lo = Math.min(lo, d[i + k]); hi = Math.max(hi, d[i + k]);
+  }
+  return [img.naturalWidth, img.naturalHeight, hi - lo];
+})"""
+
+# A file dropped on an element, as the browser hands it to the page (a DataTransfer).
+DROP = """([selector, name, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/png" }));
+  const target = document.querySelector(selector);
+  target.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+  target.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -33,76 +62,143 @@ def browser():
             browser.close()
 
 
-def open_page(browser, stack):
-    """The page, once it has listed the models; and the script errors it raises from then on."""
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
+@pytest.fixture(scope="module")
+def page_api(stack, tmp_path_factory):
+    """An API with the product's defaults but the stack's models and the e2e limits."""
+    root = tmp_path_factory.mktemp("page-api")
+    with running_api(stack["redis"].url, root, model_dir=stack["models"], job_timeout_s=20,
+                     max_upload_bytes=128 * 1024, max_request_bytes=512 * 1024) as api:  # fmt: skip
+        yield api
+
+
+def open_page(browser, api, width: int = 1100):
+    """The page, once it has listed the models and the default one's examples; and the script
+    errors it raises from then on."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(stack["api"].url + "/")
-    page.wait_for_selector("#model option[value='digits']", state="attached")
+    page.goto(api.url + "/")
+    page.wait_for_selector("#examples[data-state=ready] .example img")
+    page.wait_for_function("[...document.images].every(i => i.complete)")
     return page, errors
 
 
-def test_page_transfers_and_samples(browser, stack, tmp_path):
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    (inputs / "face.jpg").write_bytes(images.jpeg_rotated())
-    (inputs / "style.png").write_bytes(images.palette_with_transparency())
-    page, errors = open_page(browser, stack)
+def measure(page, selector: str) -> list[list[int]]:
+    return page.eval_on_selector_all(selector, MEASURE)
 
-    page.set_input_files("#transfer-form input[name=image]", inputs / "face.jpg")
-    page.set_input_files("#transfer-form input[name=attributes]", inputs / "style.png")
-    page.click("#transfer-form button")
-    page.wait_for_selector("#transfer-result[data-state=done] img")
 
-    page.set_input_files("#sample-form input[name=image]", inputs / "face.jpg")
-    page.fill("#sample-form input[name=n]", "6")
-    page.fill("#sample-form input[name=seed]", "42")
-    page.click("#sample-form button")
-    page.wait_for_selector("#sample-result[data-state=done] img")
+def drop(page, selector: str, name: str, data: bytes) -> None:
+    page.evaluate(DROP, [selector, name, base64.b64encode(data).decode()])
 
-    assert page.locator("#transfer-result img").count() == 1
-    assert page.locator("#sample-result img").count() == 6
-    assert "seed 42" in page.inner_text("#sample-result .meta")
-    assert all(
-        page.eval_on_selector_all(
-            "#sample-result img", "els => els.map(e => e.complete && e.naturalWidth === 32)"
-        )
+
+def test_page_opens_on_faces_with_its_held_out_examples(browser, page_api):
+    page, errors = open_page(browser, page_api)
+    assert page.input_value("#model") == Settings(_env_file=None).default_model == "faces"
+    labels = page.eval_on_selector_all(".example span", "els => els.map(e => e.textContent)")
+    assert "happiness" in labels and "eval_score" in page.inner_text("#examples-note")
+    assert all(w == h == 32 and spread > 0 for w, h, spread in measure(page, ".example img"))
+
+    page.click("#card-open")
+    assert "Model card: faces" in page.inner_text("#card")
+    page.click("#card .close")
+
+    page.select_option("#model", "digits")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.example span')].some(e => e.textContent === '7')"
     )
-    shot = Path(os.environ.get("SRBVAE_SCREENSHOT_DIR", tmp_path)) / "page.png"
-    page.screenshot(path=str(shot), full_page=True)
     assert errors == []
 
 
-def test_page_neutralises_and_interpolates(browser, stack, tmp_path):
-    face, style = tmp_path / "face.png", tmp_path / "style.png"
-    face.write_bytes(images.png((48, 40), (30, 140, 220)))
-    style.write_bytes(images.palette_with_transparency())
-    page, errors = open_page(browser, stack)
+def test_page_runs_every_edit_from_examples_alone(browser, page_api):
+    page, errors = open_page(browser, page_api)
+    page.click("#slot-image")
+    page.click(".example >> nth=0")
+    page.click("#slot-attributes")
+    page.click(".example >> nth=2")
+    page.wait_for_selector("#slot-image[data-filled=yes] img")
+    page.wait_for_selector("#slot-attributes[data-filled=yes] img")
+    assert page.inner_text("#slot-attributes .slot-label") != page.inner_text(
+        "#slot-image .slot-label"
+    )
 
-    page.set_input_files("#neutralize-form input[name=image]", face)
-    page.click("#neutralize-form button")
-    page.wait_for_selector("#neutralize-result[data-state=done] img")
+    page.click("#transfer-run")
+    page.wait_for_selector("#transfer-result[data-state=done] img.out")
+    assert measure(page, "#transfer-result img.out")[0][:2] == [32, 32]
+    assert measure(page, "#transfer-result img.out")[0][2] > 0
+    assert page.locator("#transfer-result img.in").count() == 2  # the originals beside it
 
-    page.set_input_files("#interpolate-form input[name=a]", face)
-    page.set_input_files("#interpolate-form input[name=b]", style)
-    page.fill("#interpolate-form input[name=steps]", "4")
-    page.click("#interpolate-form button")
-    page.wait_for_selector("#interpolate-result[data-state=done] img")
+    # The strength slider runs the transfer again at its new value.
+    page.eval_on_selector(
+        "#strength", "s => { s.value = 0.5; s.dispatchEvent(new Event('change')); }"
+    )
+    page.wait_for_selector("#transfer-result[data-state=done] >> text=strength 0.50")
 
-    assert page.locator("#neutralize-result img").count() == 1
-    assert page.locator("#interpolate-result img").count() == 4
+    page.fill("#seed", "42")
+    page.click("#sample-run")
+    page.wait_for_selector("#sample-result[data-state=done] .grid img")
+    sizes = measure(page, "#sample-result .grid img")
+    assert len(sizes) == 8 and all(w == h == 32 and spread > 0 for w, h, spread in sizes)
+    assert "seed 42" in page.inner_text("#sample-result .seed")
+    page.click("#sample-reseed")
+    page.wait_for_function(
+        "(() => { const s = document.querySelector('#sample-result[data-state=done] .seed');"
+        " return s && !s.textContent.includes('seed 42'); })()"
+    )
+
+    page.click("#neutralize-run")
+    page.wait_for_selector("#neutralize-result[data-state=done] img.out")
+    assert measure(page, "#neutralize-result img.out")[0][:2] == [32, 32]
+
+    page.fill("#steps", "5")
+    page.click("#interpolate-run")
+    page.wait_for_selector("#interpolate-result[data-state=done] .strip img")
+    assert [s[:2] for s in measure(page, "#interpolate-result .strip img")] == [[32, 32]] * 5
+    assert page.locator("#interpolate-result img.movie").count() == 1
     assert errors == []
 
 
-def test_page_shows_a_bad_upload_as_an_error(browser, stack, tmp_path):
-    bad = tmp_path / "fake.png"
-    bad.write_bytes(images.EPS)
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(stack["api"].url + "/")
-    page.set_input_files("#sample-form input[name=image]", bad)
-    page.click("#sample-form button")
+def test_page_transfers_dropped_files(browser, page_api):
+    page, errors = open_page(browser, page_api)
+    drop(page, "#slot-image", "face.jpg", images.jpeg_rotated())
+    drop(page, "#slot-attributes", "style.png", images.palette_with_transparency())
+    page.wait_for_selector("#slot-attributes[data-filled=yes] img")
+    assert page.inner_text("#slot-image .slot-label") == "face.jpg"
+    page.click("#transfer-run")
+    page.wait_for_selector("#transfer-result[data-state=done] img.out")
+    ((width, height, spread),) = measure(page, "#transfer-result img.out")
+    assert (width, height) == (32, 32) and spread > 0
+    assert errors == []
+
+
+def test_page_shows_the_apis_message_for_a_bad_upload(browser, page_api):
+    expected = httpx.post(
+        page_api.url + "/sample", files={"image": ("fake.png", images.EPS)}, timeout=30
+    )
+    assert expected.status_code == 415
+    page, errors = open_page(browser, page_api)
+    drop(page, "#slot-image", "fake.png", images.EPS)
+    page.click("#sample-run")
     page.wait_for_selector("#sample-result[data-state=error]")
-    assert "415" in page.inner_text("#sample-result")
+    assert page.inner_text("#sample-result .error") == expected.json()["detail"]
+    assert errors == []
+
+
+def test_page_asks_for_a_picture_before_running(browser, page_api):
+    page, errors = open_page(browser, page_api)
+    page.click("#transfer-run")
+    page.wait_for_selector("#transfer-result[data-state=error]")
+    assert "Pick an image" in page.inner_text("#transfer-result")
+    assert errors == []
+
+
+def test_page_fits_a_phone_screen(browser, page_api):
+    page, errors = open_page(browser, page_api, width=375)
+    page.click(".example >> nth=0")
+    page.wait_for_selector("#slot-image[data-filled=yes]")
+    page.click(".example >> nth=1")  # the next empty slot is highlighted: the attributes'
+    page.wait_for_selector("#slot-attributes[data-filled=yes]")
+    page.click("#transfer-run")
+    page.wait_for_selector("#transfer-result[data-state=done] img.out")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert errors == []

@@ -77,7 +77,7 @@ async function loadExamples(name) {
     return;
   }
   const body = await answer.json();
-  $("examples-note").textContent = `${body.description} (${body.source}, split ${body.split}).`;
+  $("examples-note").textContent = `${body.description}.`;
   for (const ex of body.examples) {
     const img = el("img", { src: ex.url, alt: ex.label, className: "pixelated" });
     const button = el("button", { type: "button", className: "example", title: `${ex.label} (row ${ex.index})` },

@@ -14,6 +14,6 @@ router = APIRouter(tags=["page"])
 
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
-    """The web page: transfer between two uploads, sample variations of one, neutralise one,
-    interpolate between two."""
+    """The web page: the default model's example images (or files dropped) in two slots, and
+    transfer, sampling, neutralising and interpolation between them."""
     return FileResponse(STATIC / "index.html", media_type="text/html")

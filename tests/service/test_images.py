@@ -110,3 +110,81 @@ def test_png_text_chunk_bomb_is_refused_holding_little_memory():
         tracemalloc.stop()
     assert caught.value.status == 400
     assert peak < 8 * 1024 * 1024
+
+
+# --- large pictures: decoded at the size the model needs ---------------------------------------
+
+BIG = service_images.Limits(max_pixels=25_000_000)
+
+
+def photo(size=(2000, 1500)) -> Image.Image:
+    """Smooth colours with some grain, like a photo."""
+    noise = Image.effect_noise(size, 40).convert("RGB")
+    return Image.blend(Image.radial_gradient("L").convert("RGB").resize(size), noise, 0.3)
+
+
+def full_size_fit(data: bytes, resolution: int) -> Image.Image:
+    """The conversion without draft or reduce: every pixel decoded."""
+    return service_images.fit(service_images.decode(data, BIG), resolution)
+
+
+def level_difference(a: Image.Image, b: Image.Image) -> tuple[float, int]:
+    diff = [abs(x - y) for x, y in zip(a.tobytes(), b.tobytes(), strict=True)]
+    return sum(diff) / len(diff), max(diff)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_large_pictures_are_decoded_small_and_converted_alike(fmt):
+    data = images.encode(photo(), fmt)
+    decoded = service_images.decode(data, BIG, resolution=32)
+    assert min(decoded.size) >= service_images.REDUCING_GAP * 32
+    assert decoded.size[0] <= 2000 // 4  # JPEG draft 1/4, PNG reduce 1/15
+    mean, worst = level_difference(prepared_big(data), full_size_fit(data, 32))
+    assert mean < 1.0 and worst <= 4  # measured: mean 0.2 to 0.6, worst 2
+
+
+def prepared_big(data: bytes, resolution: int = 32) -> Image.Image:
+    return Image.open(io.BytesIO(service_images.prepare(data, resolution, BIG)))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: images.halves((1200, 900), (255, 0, 0, 128), (0, 0, 255, 0), "RGBA"),
+        lambda: photo().convert("P", palette=Image.Palette.ADAPTIVE),
+        lambda: Image.open(io.BytesIO(images.grey16())).resize((900, 700)),
+        lambda: photo().convert("CMYK"),
+    ],
+    ids=["rgba", "palette", "grey16", "cmyk"],
+)
+def test_large_pictures_of_every_mode_convert_alike(make):
+    data = images.encode(make(), "JPEG" if make().mode == "CMYK" else "PNG")
+    mean, worst = level_difference(prepared_big(data), full_size_fit(data, 32))
+    # worst: at the RGBA halves' hard edge, a box pre-filter and LANCZOS ring differently
+    assert mean < 1.0 and worst <= 16
+
+
+def test_large_rotated_jpeg_keeps_its_orientation():
+    big = images.halves((1600, 800), (255, 0, 0), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise: left (red) goes to the top
+    data = images.encode(big, "JPEG", exif=exif)
+    out = prepared_big(data, 32)
+    assert out.getpixel((16, 2))[0] > 200 and out.getpixel((16, 29))[2] > 200
+
+
+def test_small_pictures_are_converted_exactly_as_before():
+    """Below REDUCING_GAP times the resolution nothing is drafted or reduced."""
+    for fmt in ("JPEG", "PNG"):
+        data = images.encode(photo((150, 95)), fmt)
+        assert prepared(data).tobytes() == full_size_fit(data, 32).tobytes()
+
+
+def test_decode_cost_reads_the_header_only():
+    jpeg = images.encode(Image.new("RGB", (4000, 3000), (90, 120, 30)), "JPEG")
+    assert service_images.decode_cost(jpeg, 32, BIG) == 500 * 375 * 5  # decoded at 1/8
+    assert service_images.decode_cost(jpeg, 512, BIG) == 4000 * 3000 * 5  # needs it all
+    rgba = images.encode(Image.new("RGBA", (3000, 2000)), "PNG")
+    assert service_images.decode_cost(rgba, 32, BIG) == 3000 * 2000 * 9
+    assert service_images.decode_cost(b"not an image", 32, BIG) == 0
+    assert service_images.decode_cost(jpeg, 32, service_images.Limits(max_pixels=1000)) == 0

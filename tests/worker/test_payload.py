@@ -73,3 +73,36 @@ def test_latents_must_be_finite_and_the_right_width():
         payload.latents([[1e39, 0.0]], 2, "z")
     with pytest.raises(InvalidPayload, match="rows \\[1\\]"):
         payload.latents([[0.0, 0.0], [0.0]], 2, "z")
+
+
+def test_a_png_larger_than_its_pixels_can_be_is_refused_before_decoding(monkeypatch):
+    limit = payload.max_png_bytes(32)
+    assert limit < 100 * 1024  # 32x32: 8 KiB of 16-bit RGBA pixels plus 64 KiB of chunks
+    padded = base64.b64encode(payload.PNG_SIGNATURE + b"\0" * limit).decode()
+    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("opened"))
+    with pytest.raises(InvalidPayload, match="more than a 32x32 PNG takes"):
+        payload.decode_png(padded, 32, "image")
+
+
+def test_an_uncompressed_16_bit_png_of_the_models_size_is_accepted():
+    noise = np.random.default_rng(0).integers(0, 65536, (32, 32, 4), dtype=np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(noise[..., 0]).save(buf, format="PNG", compress_level=0)  # 16-bit grey
+    assert payload.decode_png(base64.b64encode(buf.getvalue()).decode(), 32).shape == (32, 32, 3)
+
+
+def test_a_png_text_chunk_bomb_is_refused_holding_little_memory():
+    import tracemalloc
+
+    from tests.utils import images
+
+    bomb = images.png_text_bomb(chunks=60, inflated=1024 * 1024 - 1024)  # ~60 KB
+    data = base64.b64encode(bomb).decode()
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidPayload, match="undecodable"):
+            payload.decode_png(data, 32, "image")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024

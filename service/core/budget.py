@@ -103,6 +103,7 @@ class MemoryBudget:
         waiter = _Waiter(nbytes, asyncio.get_running_loop().create_future())
         if first:
             self._waiters.appendleft(waiter)
+            self._wake()  # it may fit now, ahead of those that did not
         else:
             self._waiters.append(waiter)
         granted = False

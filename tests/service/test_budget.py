@@ -102,6 +102,22 @@ def test_a_holder_growing_goes_ahead_of_new_requests():
     run(go())
 
 
+def test_a_holder_growing_within_the_budget_does_not_wait_behind_others():
+    async def go():
+        budget = MemoryBudget(100, wait_s=0.05, retry_after_s=5)
+        holder, grower = budget.reservation(), budget.reservation()
+        await holder.grow_to(60, "holder")
+        await grower.grow_to(20, "grower")
+        newcomer = asyncio.create_task(budget.reservation().grow_to(50, "newcomer"))
+        await asyncio.sleep(0)
+        await grower.grow_to(40, "decoding")  # 60 + 40 fit: no wait, whoever waits
+        assert budget.used == 100
+        with pytest.raises(Unavailable):
+            await newcomer
+
+    run(go())
+
+
 def test_one_request_larger_than_the_whole_budget_runs_alone():
     async def go():
         budget = MemoryBudget(100, wait_s=0, retry_after_s=5)

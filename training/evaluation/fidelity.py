@@ -41,9 +41,10 @@ def transfer_fidelity(
     idx_b = rng.choice(len(split), n, replace=False)
     idx_a = rng.permutation(idx_b)
     images = np.asarray(split.images)
-    z_b, _ = encode_split(model, images[idx_b])
+    z_b, e_b = encode_split(model, images[idx_b])
     _, e_a = encode_split(model, images[idx_a])
-    pred = oracle.predict(generate(model, z_b, e_a))
+    transfers = generate(model, z_b, e_a)
+    pred = oracle.predict(transfers)
     f_a, c_a = _target(data, split, idx_a)
     f_b, _ = _target(data, split, idx_b)
     out = {
@@ -59,7 +60,32 @@ def transfer_fidelity(
     out.update(_common_kept(data, pred, split, idx_b))
     if data.source == "digits":
         out["common_class_from_attributes"] = float((pred["class"] == split.labels[idx_a]).mean())
+    if data.source == "faces":
+        unedited = generate(model, z_b, e_b)
+        out["expression_region_change_ratio"] = region_change_ratio(
+            data, split.common[idx_b], transfers, unedited
+        )
     return out
+
+
+def region_change_ratio(
+    data: PreparedDataset, common: np.ndarray, edited: torch.Tensor, unedited: torch.Tensor
+) -> float:
+    """How much more an edit changes the pixels an expression can touch (brows, eyes, mouth)
+    than the rest, per pixel: a clean expression edit scores well above 1, an edit that moves
+    the background or the face's shape as much as the expression about 1. `unedited` is the
+    model's own rendering of the same z and e (reconstruction error is not an edit)."""
+    from training.data.faces import Common, expression_region
+    from training.data.faces.render import ZOOM
+
+    zoom = data.meta.get("zoom", ZOOM)
+    change = (edited - unedited).abs().mean(1).numpy()  # (N, R, R)
+    inside = outside = 0.0
+    for i, row in enumerate(common):
+        region = expression_region(Common(*row.tolist()), data.resolution, zoom)
+        inside += change[i][region].mean()
+        outside += change[i][~region].mean()
+    return float(inside / max(outside, 1e-8))
 
 
 def sample_fidelity(

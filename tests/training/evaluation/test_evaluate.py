@@ -20,6 +20,7 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     for section in ("transfer", "sample", "neutralize", "oracle"):
         assert result[section], section
     assert "target_mae_to_attributes" in result["transfer"]
+    assert result["transfer"]["expression_region_change_ratio"] > 0
     assert "common_mae" in result["sample"]
 
     table = markdown(result)
@@ -38,3 +39,26 @@ def test_install_puts_the_checkpoint_where_the_worker_finds_it(tiny_faces, tmp_p
     model = load_model(target)
     assert model.name == "faces" and target == tmp_path / "models" / "faces"
     assert (target / "transfers.png").is_file()
+
+
+def test_the_region_change_ratio_tells_an_expression_edit_from_a_background_change(tiny_faces):
+    import numpy as np
+    import torch
+
+    from training.data.faces import PROTOTYPES, Common, expression_region, render_face
+    from training.evaluation.fidelity import region_change_ratio
+
+    data = PreparedDataset.open(tiny_faces)
+    common = np.asarray(data["eval_score"].common[:4])
+    r = data.resolution
+
+    def tensor(images):
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    people = [Common(*row.tolist()) for row in common]
+    neutral = tensor([render_face(c, resolution=r) for c in people])
+    smiling = tensor([render_face(c, PROTOTYPES["happiness"], r) for c in people])
+    assert region_change_ratio(data, common, smiling, neutral) > 3
+    # The same amount of change spread over the whole image scores about 1.
+    assert 0.8 < region_change_ratio(data, common, neutral + 0.1, neutral) < 1.2
+    assert expression_region(people[0], r).any()

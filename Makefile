@@ -14,10 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# mypy first: the product packages type-check ([tool.mypy] in pyproject.toml), then the tests.
 test: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow"
 
 # The compose stack built and run with Docker (docs/deploy.md), with its build and start timings.
@@ -39,4 +42,4 @@ bench: $(STAMP)
 	$(PY) -m bench.service_latency
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -4,6 +4,8 @@ or torch."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from PIL import Image, ImageOps
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -17,7 +19,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode.startswith("I;16") or mode in ("I", "F"):
         grey = image.convert("F") if mode == "F" else image.convert("I")
-        _, top = grey.getextrema()
+        # A one-band image's extrema are (min, max) numbers; Pillow's return type also covers the
+        # per-band pairs of multi-band images, which "F" and "I" are not.
+        _, top = cast(tuple[float, float], grey.getextrema())
         if mode.startswith("I;16") or (mode == "I" and top > 255):
             scale = 1 / 257  # 0..65535 -> 0..255
         elif mode == "F" and top <= 1.0:

@@ -9,7 +9,9 @@ Images are (B, 3, H, W) in [-1, 1]. Losses are computed in float32 whatever the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,21 @@ class PhaseResult:
     cache: dict[str, torch.Tensor] = field(default_factory=dict)
     # The model phase's loss as weighted groups that sum to `loss` (for gradient monitoring).
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def total(losses: Iterable[torch.Tensor]) -> torch.Tensor:
+    """sum() of loss tensors. Never empty here, so never sum()'s start value, the int 0."""
+    return cast(torch.Tensor, sum(losses))
+
+
+_Net = TypeVar("_Net", bound=torch.nn.Module)
+
+
+def present(net: _Net | None, name: str) -> _Net:
+    """An optional network the objective needs; SRbVAE builds it only when asked to."""
+    if net is None:
+        raise ValueError(f"this objective needs SRbVAE.{name}, which the network was built without")
+    return net
 
 
 def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
@@ -83,22 +100,28 @@ class Objective:
     def _domain_term(self, stats: dict[str, torch.Tensor], mu_z, mu_zr) -> torch.Tensor:
         """The domain adversary's weighted term: q(z|x) makes d_zeta call every z the other
         set's."""
-        d_zu, d_zr = self.net.disc_domain(mu_z), self.net.disc_domain(mu_zr)
+        d_zu, d_zr = (
+            present(self.net.disc_domain, "disc_domain")(mu_z),
+            present(self.net.disc_domain, "disc_domain")(mu_zr),
+        )
         domain = 0.5 * (F.softplus(-d_zu).mean() + F.softplus(d_zr).mean())
         stats["loss/domain"] = domain
         return self.cfg.domain_weight * domain
 
     def _domain_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_zeta's logistic regression: reference z 1, unlabelled z 0."""
-        d_zu, d_zr = self.net.disc_domain(cache["mu_z"]), self.net.disc_domain(cache["mu_zr"])
+        d_zu, d_zr = (
+            present(self.net.disc_domain, "disc_domain")(cache["mu_z"]),
+            present(self.net.disc_domain, "disc_domain")(cache["mu_zr"]),
+        )
         # Accuracy near 0.5 is the goal: z no longer tells which set an image came from.
         loss, acc = logistic_regression(d_zr, d_zu)
         return PhaseResult(loss, {"loss/d_zeta": loss, "disc/acc_zeta": acc})
 
     def _transfer_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_tau's logistic regression: unlabelled images 1, transfers 0."""
-        d_real = self.net.disc_transfer(cache["x_u"]).float()
-        d_fake = self.net.disc_transfer(cache["x_transfer"]).float()
+        d_real = present(self.net.disc_transfer, "disc_transfer")(cache["x_u"]).float()
+        d_fake = present(self.net.disc_transfer, "disc_transfer")(cache["x_transfer"]).float()
         # Accuracy near 0.5 is the goal: transfers look like unlabelled images.
         loss, acc = logistic_regression(d_real, d_fake)
         return PhaseResult(loss, {"loss/d_tau": loss, "disc/acc_tau": acc})
@@ -113,7 +136,7 @@ class Objective:
         if not parts:
             raise NotImplementedError(f"{type(self).__name__} has no discriminators")
         stats = {k: v for part in parts for k, v in part.stats.items()}
-        return PhaseResult(sum(part.loss for part in parts), stats)
+        return PhaseResult(total(part.loss for part in parts), stats)
 
     def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         return laplace_nll(x, x_rec, self.cfg.laplace_scale)
@@ -161,11 +184,13 @@ class RbVAEObjective(Objective):
             # alone decide z_r.
             x_transfer = self._transfers(z_r.detach(), mu_e, lv_e)
             # Non-saturating: G and q(e|x) make d_tau call the transfers unlabelled images.
-            term = F.softplus(-self.net.disc_transfer(x_transfer).float()).mean()
+            term = F.softplus(
+                -present(self.net.disc_transfer, "disc_transfer")(x_transfer).float()
+            ).mean()
             terms["transfer"] = self.cfg.transfer_weight * term
             stats["loss/transfer"] = term
             cache.update(x_u=x_u.detach(), x_transfer=x_transfer.detach())
-        loss = sum(terms.values())
+        loss = total(terms.values())
         stats["loss/total"] = loss
         return PhaseResult(loss, stats, cache, terms)
 
@@ -200,7 +225,7 @@ class VAEObjective(Objective):
         )
         kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
         terms = {"recon_x": recon.mean(), "kl": self.kl_weight * kl.mean()}
-        loss = sum(terms.values())
+        loss = total(terms.values())
         stats = {"loss/total": loss, "loss/recon_x": recon.mean(), "loss/kl": kl.mean()}
         return PhaseResult(loss, stats, terms=terms)
 
@@ -226,10 +251,12 @@ class SRbVAEObjective(Objective):
     def _discriminate(self, x_u, z, e, x_hat, z_hat, e_hat, x_r, z_r, x_hat_r, z_hat_r):
         """Logits of d_xi on (q-pairs, p-pairs) and of d_gamma on (q-pairs, p-pairs), each (B,)."""
         noisy, bu, br = self._disc_view, x_u.shape[0], x_r.shape[0]
-        d_u = self.net.disc_xze(
+        d_u = present(self.net.disc_xze, "disc_xze")(
             noisy(torch.cat([x_u, x_hat])), torch.cat([z, z_hat]), torch.cat([e, e_hat])
         ).float()
-        d_r = self.net.disc_xz(noisy(torch.cat([x_r, x_hat_r])), torch.cat([z_r, z_hat_r])).float()
+        d_r = present(self.net.disc_xz, "disc_xz")(
+            noisy(torch.cat([x_r, x_hat_r])), torch.cat([z_r, z_hat_r])
+        ).float()
         return d_u[:bu], d_u[bu:], d_r[:br], d_r[br:]
 
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
@@ -300,7 +327,7 @@ class SRbVAEObjective(Objective):
             kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
             terms["kl"] = self.kl_weight * kl
             stats["loss/kl"] = kl
-        loss = sum(terms.values())
+        loss = total(terms.values())
         stats["loss/total"] = loss
         cache = {
             "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r, "mu_z": mu_z, "mu_zr": mu_zr,

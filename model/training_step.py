@@ -85,7 +85,8 @@ class TrainStep:
         # Data-parallel training averages gradients across processes before each update.
         self.grad_sync = grad_sync
         if channels_last:
-            self.net.to(memory_format=torch.channels_last)
+            # Module.to() accepts memory_format at run time; torch's overloads omit it.
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model_params = self.net.model_parameters()
         self.disc_params = self.net.discriminator_parameters()
         self.opt_model = make_adam(self.model_params, self.optim_cfg)

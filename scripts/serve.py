@@ -272,13 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    state = {"pid": os.getpid(), "url": url, "redis_url": redis_url, "pgids": []}
+    pgids: list[int] = []
+    state = {"pid": os.getpid(), "url": url, "redis_url": redis_url, "pgids": pgids}
     rc = 0
     try:
         log(f"models in {model_dir()}: {', '.join(models)}")
         for child in children:
             child.start()
-            state["pgids"].append(child.pid)
+            pgids.append(child.pid)
             write_state(lock, state)
             if child.name == "redis":
                 _wait_redis(child, redis_port)
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         for child in reversed(children):
             if not child.stop():
                 log(f"{child.name} did not stop within {child.stop_timeout:.0f} s: killed it")
-        state["pgids"] = []
+        pgids.clear()
         write_state(lock, state)
         lock.close()
     log("stopped")

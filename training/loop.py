@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         )  # fmt: skip
 
     started = time.monotonic()
-    record_base = {"data": dataset_record(data, run.data), "command": command}
+    record_base: dict[str, Any] = {"data": dataset_record(data, run.data), "command": command}
 
     def wall_time() -> float:
         return elapsed_before + time.monotonic() - started
@@ -233,7 +233,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
                 if step % run.log_every == 0 or step == run.steps:
                     seconds = time.monotonic() - interval_start
                     means = {k: v / counts[k] for k, v in sums.items()}
-                    record = {
+                    record: dict[str, Any] = {
                         "step": step,
                         "wall_time_seconds": round(wall_time(), 1),
                         "images_per_second": round(

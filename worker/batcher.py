@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -163,7 +164,8 @@ class Batcher:
                 return
             n_in = len(batch[0].tensors)
             inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
-            outputs = batch[0].fn(*inputs)
+            # Ops with tensors come from submit(), which takes a BatchFn only.
+            outputs = cast(BatchFn, batch[0].fn)(*inputs)
         except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it
             log.exception("device batch failed")
             for op in batch:

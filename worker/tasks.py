@@ -114,9 +114,12 @@ class Run:
     def __init__(self, job: Job, schema: type[BaseModel], args: tuple, kwargs: dict) -> None:
         self.t0 = time.perf_counter()
         self.job = job
-        self.req: Any = payload.parse(schema, args, kwargs)
+        # Any: each task body reads the fields of its own schema (all name a `model`). A local, as
+        # mypy narrows an attribute declared Any to the assigned BaseModel.
+        req: Any = payload.parse(schema, args, kwargs)
+        self.req: Any = req
         self.rt = get_runtime()
-        self.m: ServedModel = self.rt.model(self.req.model)
+        self.m: ServedModel = self.rt.model(req.model)
 
     # Device work. Each call is one operation for the device thread (worker/batcher.py): rows
     # of concurrent jobs for the same model and kind are concatenated into one forward pass.

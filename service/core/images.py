@@ -116,7 +116,7 @@ def decode(
     if fmt is None:
         raise ImageRejected(400, f"{label}: not a decodable image (PNG, JPEG, WebP, BMP, GIF)")
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(413, f"{label}: too many pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

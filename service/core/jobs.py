@@ -106,7 +106,9 @@ class JobQueue:
         """503 when the queue is over its limit or Redis nearly at its memory limit."""
         async with redis_errors(self.retry_after_s):
             pipe = self.redis.pipeline(transaction=False)
-            depth, memory = await pipe.llen(QUEUE).info("memory").execute()
+            pipe.llen(QUEUE)  # a pipeline queues commands; execute() returns their replies
+            pipe.info("memory")
+            depth, memory = await pipe.execute()
         if depth >= self.max_queue_depth:
             raise Unavailable(f"over {self.max_queue_depth} jobs are waiting", self.retry_after_s)
         limit = int(memory.get("maxmemory", 0))
@@ -174,8 +176,10 @@ class JobQueue:
         if record is None:
             return None
         async with redis_errors(self.retry_after_s):
-            raw, started = await self.redis.mget(
-                self._result_key(job_id), DELIVERIES_PREFIX + job_id
+            # redis-py types replies as bytes | str (for decode_responses=True); this client leaves it off.
+            raw, started = cast(
+                list[bytes | None],
+                await self.redis.mget(self._result_key(job_id), DELIVERIES_PREFIX + job_id),
             )
         state = self._state(job_id, record, raw)
         if state.state == "queued" and started is not None:

@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
 from celery import Celery, states
 from pydantic import BaseModel
@@ -85,7 +86,8 @@ class Journal:
             due = await self.redis.zrangebyscore(
                 JOURNAL_KEY, "-inf", time.time() - self.resend_after_s, start=0, num=_BATCH
             )
-            pending = await self._unfinished([d.decode() for d in due])
+            # redis-py types replies as bytes | str (for decode_responses=True); this client leaves it off, so members come back as bytes.
+            pending = await self._unfinished([d.decode() for d in cast(list[bytes], due)])
             nowhere = pending - await self._held() if pending else set()
             now = time.monotonic()
             self._suspects = {j: self._suspects.get(j, now) for j in nowhere}

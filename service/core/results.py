@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -216,7 +217,9 @@ class ResultListener:
         keys = [k for k in keys if k in self._watches]
         if not keys:
             return
-        for key, raw in zip(keys, await self.redis.mget(keys), strict=True):
+        # redis-py types replies as bytes | str (for decode_responses=True); this client leaves it off.
+        stored = cast(list[bytes | None], await self.redis.mget(keys))
+        for key, raw in zip(keys, stored, strict=True):
             if raw is not None and (watch := self._watches.get(key)) is not None:
                 watch._deliver(raw)
 

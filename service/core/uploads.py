@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,6 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.budget import MemoryBudget, Reservation
 from service.core.errors import ApiError, Unavailable
+
+if TYPE_CHECKING:  # python-multipart defines its callback TypedDict for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 MiB = 1024 * 1024
 # Reserved with every body for decoding its images, so that the common case (JPEG photos,
@@ -242,17 +246,14 @@ async def _read_form(request: Request, limits: UploadLimits) -> Form:
     if not boundary:
         raise ApiError(400, "multipart body without a boundary")
     collector = _Collector(limits)
-    callbacks = {
-        name: getattr(collector, name)
-        for name in (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
+    callbacks: MultipartCallbacks = {
+        "on_part_begin": collector.on_part_begin,
+        "on_header_field": collector.on_header_field,
+        "on_header_value": collector.on_header_value,
+        "on_header_end": collector.on_header_end,
+        "on_headers_finished": collector.on_headers_finished,
+        "on_part_data": collector.on_part_data,
+        "on_part_end": collector.on_part_end,
     }
     parser = MultipartParser(boundary, callbacks)
     try:

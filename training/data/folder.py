@@ -25,7 +25,8 @@ from training.data.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb threshold (~89 Mpx)
+# Pillow's decompression-bomb threshold (~89 Mpx); None, as in Pillow, would mean no limit.
+DEFAULT_MAX_PIXELS: int | None = Image.MAX_IMAGE_PIXELS
 NO_FACTORS = np.zeros(0, np.float32)
 
 
@@ -34,7 +35,7 @@ class FolderJob:
     path: str
     label: int
     resolution: int
-    max_pixels: int
+    max_pixels: int | None  # None: no limit, as Pillow reads Image.MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def list_images(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
 
 
 @contextlib.contextmanager
-def _pixel_limit(max_pixels: int) -> Iterator[None]:
+def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
@@ -79,10 +80,10 @@ def _pixel_limit(max_pixels: int) -> Iterator[None]:
 def load_image(job: FolderJob) -> Loaded:
     """Decode, orient, convert and fit one file; never raises for a bad file."""
     try:
-        with _pixel_limit(job.max_pixels), Image.open(job.path) as image:
+        with _pixel_limit(job.max_pixels), Image.open(job.path) as opened:
             # JPEG: decode at the smallest power-of-two scale that is still >= the target.
-            image.draft(None, (job.resolution, job.resolution))
-            image = ImageOps.exif_transpose(image)
+            opened.draft(None, (job.resolution, job.resolution))
+            image = ImageOps.exif_transpose(opened)
             fitted = fit(image, job.resolution)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return Loaded(job.path, None, f"refused as a decompression bomb ({e})")
@@ -111,7 +112,7 @@ def build_folder(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Path:
     """Prepare two image folders into `out` (see cache.py for the layout). `eval_size` images
     are held out of the unlabelled folder (seeded), half to eval_fit and half to eval_score."""

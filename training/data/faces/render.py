@@ -56,11 +56,13 @@ def _palette(colours: list[tuple[int, int, int]], u: float) -> tuple[int, int, i
     i = min(int(x), len(colours) - 2)
     t = x - i
     a, b = colours[i], colours[i + 1]
-    return tuple(round(a[k] + t * (b[k] - a[k])) for k in range(3))
+    r, g, bl = (round(a[k] + t * (b[k] - a[k])) for k in range(3))
+    return r, g, bl
 
 
 def _shade(colour: tuple[int, int, int], f: float) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, round(c * f))) for c in colour)
+    r, g, b = (min(255, max(0, round(c * f))) for c in colour)
+    return r, g, b
 
 
 def _bezier(p0, p1, p2, n: int = 16) -> list[tuple[float, float]]:
@@ -392,7 +394,8 @@ def render_face(
 
 def _background(c: Common) -> tuple[int, int, int]:
     rgb = colorsys.hsv_to_rgb(c.background_hue, 0.35, 0.35 + 0.6 * c.background_value)
-    return tuple(round(255 * v) for v in rgb)
+    r, g, b = (round(255 * v) for v in rgb)
+    return r, g, b
 
 
 def _lighting(c: Common, resolution: int) -> np.ndarray:

@@ -39,7 +39,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.model_step
 	$(PY) -m bench.worker_batching
-	$(PY) -m bench.service_latency
+	$(PY) -m bench.request_cost
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

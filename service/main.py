@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """`settings` given (tests): they replace `get_settings()` for this app."""
-    given, settings = settings, settings or get_settings()
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,10 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    if given is not None:
-        # Only then: with any override set, FastAPI rebuilds every dependency of every
-        # request from its signature (about a quarter of the API's CPU per request, measured).
-        app.dependency_overrides[get_settings] = lambda: settings
+    # Read by the dependencies (service/api/deps.py) rather than overridden: with any
+    # override set, FastAPI rebuilds every dependency of every request from its signature
+    # (about a quarter of the API's CPU per request, measured).
+    app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.budget = MemoryBudget(
         settings.image_memory_bytes, settings.image_memory_wait_s, settings.retry_after_s

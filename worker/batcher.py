@@ -5,14 +5,21 @@ Task threads submit operations (encode x, generate z and e) and wait on a future
 thread takes the oldest pending operation, gathers the others with the same key (model and
 kind) up to `max_rows` rows, and runs them as one forward pass. It waits at most `wait_s` for
 company, and not at all when no other job is in flight, so a lone request pays nothing.
+
+The device thread is named `srbvae-device` for the operating system, and so are the intra-op
+threads torch starts from it: `/proc/<pid>/task/*/comm` tells the forward passes' CPU time
+from the rest of the process (bench/request_cost.py reads it). `pass_counts()` says how many
+rows the passes had.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -21,6 +28,9 @@ from typing import cast
 import torch
 
 log = logging.getLogger(__name__)
+
+THREAD_NAME = b"srbvae-device"  # at most 15 bytes: the kernel's limit
+PR_SET_NAME = 15
 
 # fn(list of per-op tensor tuples, concatenated along dim 0) -> tuple of batched outputs
 BatchFn = Callable[..., tuple[torch.Tensor, ...]]
@@ -48,6 +58,7 @@ class Batcher:
         self._stopping = False
         self.busy_since: float | None = None  # monotonic start of the running batch
         self.busy_jobs: tuple[str, ...] = ()  # job ids in the running batch
+        self._passes: Counter[tuple[str, int]] = Counter()  # (kind, rows) -> forward passes
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> Batcher:
@@ -142,7 +153,18 @@ class Batcher:
             self._pending = rest
             return batch
 
+    def pass_counts(self) -> dict[str, dict[str, int]]:
+        """Forward passes so far by kind (a key's last element: encode, generate) and rows,
+        as JSON: {"encode": {"2": 130, "32": 41}, ...}."""
+        out: dict[str, dict[str, int]] = {}
+        for (kind, rows), n in sorted(self._passes.items()):
+            out.setdefault(kind, {})[str(rows)] = n
+        return out
+
     def _loop(self) -> None:
+        # Before the first forward pass: torch's intra-op threads inherit the name.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0)
         while (batch := self._take()) is not None:
             # Futures abandoned by a job that timed out are skipped.
             batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
@@ -166,6 +188,9 @@ class Batcher:
             inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
             # Ops with tensors come from submit(), which takes a BatchFn only.
             outputs = cast(BatchFn, batch[0].fn)(*inputs)
+            key = batch[0].key
+            kind = str(key[-1]) if isinstance(key, tuple) and key else str(key)
+            self._passes[kind, int(inputs[0].shape[0])] += 1
         except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it
             log.exception("device batch failed")
             for op in batch:

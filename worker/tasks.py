@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from celery import Task, signals
 from celery.exceptions import Ignore
+from celery.worker.control import inspect_command
 from pydantic import BaseModel
 
 from contract.errors import JobError
@@ -206,3 +207,13 @@ def interpolate(self, job: Job, *args, **kwargs) -> dict:
     run = Run(job, InterpolateRequest, args, kwargs)
     z, e = run.encode_pngs(a=run.req.a, b=run.req.b)
     return run.images(run.generate(*interpolate_latents(z, e, run.req.steps)))
+
+
+# --- remote control ----------------------------------------------------------------------------
+
+
+@inspect_command()
+def device_passes(state, **_) -> dict[str, dict[str, int]]:
+    """`celery inspect device_passes`: forward passes so far by kind and rows, the batches the
+    device thread formed (worker/batcher.py; bench/request_cost.py reads them)."""
+    return get_runtime().batcher.pass_counts()

@@ -1,4 +1,8 @@
-"""What handlers need, as `Annotated` aliases: each signature shows its dependencies."""
+"""What handlers need, as `Annotated` aliases: each signature shows its dependencies.
+
+Every dependency here is a coroutine: FastAPI runs a plain function dependency in its thread
+pool, and that hop (a thread woken, a future, a wake-up of the event loop) costs far more than
+the call, once per dependency and request."""
 
 from __future__ import annotations
 
@@ -8,25 +12,31 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from service.core.config import Settings, get_settings
+from service.core.config import Settings
 from service.core.errors import ApiError
 from service.core.jobs import JobQueue
 from service.core.metrics import Metrics
 from service.core.uploads import Form, UploadLimits, read_multipart
 from service.core.workers import LiveWorkers
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    """The app's settings (`create_app`'s: `get_settings()` unless a test gave others)."""
+    return request.app.state.settings
 
 
-def get_jobs(request: Request) -> JobQueue:
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+async def get_jobs(request: Request) -> JobQueue:
     return request.app.state.connections.jobs
 
 
-def get_workers(request: Request) -> LiveWorkers:
+async def get_workers(request: Request) -> LiveWorkers:
     return request.app.state.connections.workers
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -35,7 +45,7 @@ WorkersDep = Annotated[LiveWorkers, Depends(get_workers)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="needed when the service has one")] = None,
 ) -> None:
@@ -52,7 +62,7 @@ AsyncFlag = Annotated[
 ]
 
 
-def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:
+async def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:
     """JSON when the client asks for it and not for PNG; PNG otherwise (browsers send */*)."""
     accept = (accept or "").lower()
     return "application/json" in accept and "image/png" not in accept

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from worker.batcher import Batcher
+from worker.batcher import THREAD_NAME, Batcher
 
 
 class Recorder:
@@ -91,3 +92,24 @@ def test_a_failing_forward_fails_every_request_in_its_batch(batcher):
     for f in futures:
         with pytest.raises(RuntimeError, match="device on fire"):
             f.result(5)
+
+
+def test_forward_passes_are_counted_by_kind_and_rows(batcher):
+    fn = Recorder()
+    with batcher.job():
+        batcher.wait(batcher.submit(("digits", "encode"), fn, [torch.ones(2, 2)]), 5)
+        batcher.wait(batcher.submit(("digits", "encode"), fn, [torch.ones(2, 2)]), 5)
+        batcher.wait(batcher.submit(("digits", "generate"), fn, [torch.ones(1, 2)]), 5)
+        batcher.wait(batcher.call(lambda: None), 5)  # a plain call is no forward pass
+    assert batcher.pass_counts() == {"encode": {"2": 2}, "generate": {"1": 1}}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_the_device_thread_and_its_intra_op_threads_carry_its_name(batcher):
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (torch.nn.functional.conv2d(x, torch.ones(8, 3, 3, 3)),)
+
+    with batcher.job():
+        batcher.wait(batcher.submit("k", forward, [torch.ones(4, 3, 32, 32)]), 5)
+    names = [(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()]
+    assert names.count(THREAD_NAME.decode()) >= 1

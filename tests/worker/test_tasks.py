@@ -172,3 +172,16 @@ def test_worker_announces_its_models_and_limits(redis_server, worker, models):
     assert faces.card["data"]["source"] == "test"
     assert info.models["digits"].card["sampling"]["images"] == 64 and "sampling" not in faces.card
     assert info.visibility_timeout == 60 > info.hard_time_limit == 30
+
+
+def test_the_worker_reports_the_forward_passes_it_ran(client):
+    def passes() -> dict:
+        (reply,) = client.control.inspect(timeout=5)._request("device_passes").values()
+        return reply
+
+    before = passes()
+    run(client, TaskName.TRANSFER, model="digits", image=random_png(0), attributes=random_png(1))
+    after = passes()
+    # One transfer alone: image and attributes encoded in one pass, one image generated.
+    assert after["encode"]["2"] == before.get("encode", {}).get("2", 0) + 1
+    assert after["generate"]["1"] == before.get("generate", {}).get("1", 0) + 1

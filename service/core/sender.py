@@ -1,0 +1,94 @@
+"""Sending a task from the event loop: the message Celery's Redis transport would queue, in one
+LPUSH on the API's Redis client.
+
+Celery's `send_task` is synchronous, so the API ran it in the thread pool (a hop there and back
+per job), and each call builds a producer, a signature, repr()s of the arguments and kombu's
+envelope through several layers. The message here is the one they produce, field for field
+(task protocol 2, a JSON body, base64 as kombu's Redis transport encodes bodies), pushed on
+the queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks it
+against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
+and honours `expires` exactly as before.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from contract.tasks import QUEUE
+
+# Celery's names for who sent a task and where replies would go (an RPC backend only).
+ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
+REPLY_TO = str(uuid.uuid4())
+_NO_CALLBACKS = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_SHORT = 100  # longer strings (base64 images) are summarised in the message's kwargsrepr
+
+
+def task_message(name: str, kwargs: dict, task_id: str, expires_s: float) -> bytes:
+    """The JSON message of task `name` with keyword arguments `kwargs`, dropped by a worker
+    that takes it more than `expires_s` from now."""
+    body = json.dumps([[], kwargs, _NO_CALLBACKS]).encode()
+    expires = datetime.now(UTC) + timedelta(seconds=expires_s)
+    headers = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": expires.isoformat(),
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "()",
+        "kwargsrepr": kwargs_repr(kwargs),
+        "origin": ORIGIN,
+        "ignore_result": None,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    properties = {
+        "correlation_id": task_id,
+        "reply_to": REPLY_TO,
+        "delivery_mode": 2,  # persistent
+        "expiration": str(int(expires_s * 1000)),
+        "delivery_info": {"exchange": "", "routing_key": QUEUE},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": str(uuid.uuid4()),  # the worker's key for it until acknowledged
+    }
+    message = {
+        "body": base64.b64encode(body).decode("ascii"),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": properties,
+    }
+    return json.dumps(message).encode()
+
+
+def kwargs_repr(kwargs: dict) -> str:
+    """What Celery shows of the arguments (logs, events): images as their length only."""
+
+    def short(v: object) -> object:
+        if isinstance(v, str) and len(v) > _SHORT:
+            return f"<{len(v)} characters>"
+        if isinstance(v, list) and len(repr(v)) > _SHORT:
+            return f"<{len(v)} items>"
+        return v
+
+    return repr({k: short(v) for k, v in kwargs.items()})
+
+
+async def send_task(redis: Redis, name: str, kwargs: dict, task_id: str, expires_s: float) -> None:
+    """Queues the task on the worker's queue (priority 0 is the list named after it)."""
+    await redis.lpush(QUEUE, task_message(name, kwargs, task_id, expires_s))

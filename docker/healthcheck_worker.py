@@ -9,13 +9,13 @@ import os
 import socket
 import sys
 
-import redis
-
+from contract.redis_url import sync_client
 from contract.registry import parse_workers, worker_pattern
 
 name = os.environ.get("SRBVAE_WORKER_NAME") or socket.gethostname()
 url = os.environ.get("SRBVAE_WORKER_REDIS_URL", "redis://127.0.0.1:6379/0")
-client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+master = os.environ.get("SRBVAE_WORKER_REDIS_MASTER_NAME", "srbvae")
+client = sync_client(url, master, socket_timeout=3, socket_connect_timeout=3)
 keys = list(client.scan_iter(match=worker_pattern(name), count=100))
 if any(w.consuming for w in parse_workers(client.mget(keys) if keys else [])):
     sys.exit(0)

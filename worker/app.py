@@ -20,21 +20,30 @@ import logging
 from celery import Celery, bootsteps, signals
 from kombu import Queue
 
+from contract.redis_url import is_sentinel
 from contract.registry import HEARTBEAT_SECONDS
 from contract.tasks import QUEUE
 from worker import runtime as rt
 from worker.settings import EXIT_CONFIG, WorkerSettings, get_settings
 from worker.stall import StallWatch
+from worker.transport import use_for_sentinel_urls
 
 log = logging.getLogger(__name__)
 
 
 def celery_config(s: WorkerSettings) -> dict:
+    sentinel = is_sentinel(s.redis_url)
+    # kombu's and Celery's Sentinel support find the primary by this name.
+    master = {"master_name": s.redis_master_name} if sentinel else {}
+    transport = "SentinelTransport" if sentinel else "Transport"
+    if sentinel:
+        use_for_sentinel_urls()
     return {
         "broker_url": s.redis_url,
         # kombu's Redis transport, less a crash on losing Redis mid-job (worker/transport.py).
-        "broker_transport": "worker.transport:Transport",
-        "result_backend": s.redis_url,
+        "broker_transport": f"worker.transport:{transport}",
+        "result_backend": s.redis_url,  # sentinel:// selects Celery's SentinelBackend
+        "result_backend_transport_options": master,
         # JSON in both directions; a message in any other serialisation is refused unread.
         "accept_content": ["json"],
         "task_serializer": "json",
@@ -64,6 +73,7 @@ def celery_config(s: WorkerSettings) -> dict:
             "unacked_restore_throttle": 1,
             # A worker killed while holding the scan lock would block restores this long.
             "unacked_mutex_expire": 60,
+            **master,
         },
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": s.connection_max_retries,

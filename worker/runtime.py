@@ -20,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from contract.errors import UnknownModel
+from contract.redis_url import sync_client
 from contract.registry import HEARTBEAT_SECONDS, TTL_SECONDS, ModelInfo, WorkerInfo, worker_key
 from contract.tasks import QUEUE
 from model import CheckpointError, ReferenceVAE, load_model
@@ -237,16 +238,27 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     models = load_models(s.model_dir, device)
     if s.warmup:
         warm_up(models)
-    client = redis.Redis.from_url(
+    client = sync_client(
         s.redis_url,
+        s.redis_master_name,
         socket_timeout=10,
         socket_connect_timeout=5,
         health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=2.0), 5),
     )
+    # A job's admission (its delivery counter) waits out a failover, Sentinel's detection and
+    # promotion of a replica, rather than failing the job: a client retrying for about 30 s.
+    jobs_client = sync_client(
+        s.redis_url,
+        s.redis_master_name,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 20),
+    )
     batcher = Batcher(s.max_batch, s.batch_wait_ms / 1000).start()
     jobs = JobTracker(
-        client,
+        jobs_client,
         soft_limit=s.soft_time_limit,
         hard_limit=s.hard_time_limit,
         max_deliveries=s.max_deliveries,

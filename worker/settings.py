@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.redis_url import check_url
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The exit status of a process that must not be restarted: a refused setting or checkpoint.
 EXIT_CONFIG = 78  # EX_CONFIG
@@ -24,7 +26,10 @@ EXIT_CONFIG = 78  # EX_CONFIG
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SRBVAE_WORKER_", protected_namespaces=())
 
-    redis_url: str = "redis://127.0.0.1:6379/0"  # broker and result backend alike
+    # Broker and result backend alike: redis://... for one Redis, or
+    # sentinel://host:port;sentinel://host:port/db for Sentinels (contract/redis_url.py).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_master_name: str = "srbvae"  # the primary's name at the Sentinels
     model_dir: Path = REPO_ROOT / "models"  # one checkpoint directory per model name
     device: str = "auto"  # auto: cuda when present, else cpu; or "cpu", "cuda:1", ...
     name: str = Field(default_factory=socket.gethostname)  # node name; worker ids add the pid
@@ -59,6 +64,7 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> WorkerSettings:
+        check_url(self.redis_url, self.redis_master_name)
         if not self.soft_time_limit < self.hard_time_limit < self.visibility_timeout:
             raise ValueError(
                 "need soft_time_limit < hard_time_limit < visibility_timeout, got "

@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 
+import redis
 from celery.worker import state
+from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
+from redis import sentinel as redis_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +78,54 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The same channel, connected to the primary that the Sentinels name (a sentinel:// URL);
+    after a failover, the reconnect asks them again and finds the new primary.
+
+    kombu's reads the Sentinels' addresses from the transport's connection each time it makes
+    a pool, and a job finishing after a reconnect is acknowledged through the old channel,
+    whose connection is gone: here they are kept, as the connection parameters are."""
+
+    _sentinels: tuple[tuple[str | None, int | None], ...] = ()
+
+    def _sentinel_managed_pool(self, asynchronous=False):
+        transport = self.connection
+        if transport is not None and transport.client is not None:
+            self._sentinels = tuple(
+                (url.hostname, url.port or transport.default_port)
+                for url in map(urlsplit, transport.client.alt)
+                if url.scheme == "sentinel"
+            )
+        params = {k: v for k, v in self._connparams(asynchronous).items()
+                  if k not in ("host", "port")}  # fmt: skip
+        sentinels = list(self._sentinels) or [(params.get("host"), params.get("port"))]
+        manager = redis_sentinel.Sentinel(
+            sentinels,
+            min_other_sentinels=getattr(self, "min_other_sentinels", 0),
+            sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
+            **params,
+        )
+        if asynchronous:
+            self._async_sentinel_manager = manager  # closed with the channel's pools
+        else:
+            self._sentinel_manager = manager
+        master = getattr(self, "master_name", None)
+        if master is None:
+            raise ValueError("'master_name' transport option must be specified.")
+        login = {k: params[k] for k in ("username", "password") if k in params}
+        return manager.master_for(master, redis.Redis, **login).connection_pool
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+def use_for_sentinel_urls() -> None:
+    """Makes sentinel:// name SentinelTransport in this process. A sentinel:// URL lists
+    several Sentinels, and on losing its connection Celery moves on to the next one, with the
+    transport its scheme names: kombu's own, which lacks the fixes above (the worker would exit
+    at the reconnect after a failover)."""
+    TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
+    _transport_cache.pop("sentinel", None)

@@ -10,13 +10,23 @@ from PIL import Image
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contract.redis_url import check_url
+
 MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SRBVAE_API_", extra="ignore")
 
-    redis_url: str = "redis://localhost:6379/0"  # broker and result backend, as the worker's
+    # Broker and result backend, as the worker's: redis://... for one Redis, or
+    # sentinel://host:port;sentinel://host:port/db for Sentinels and the primary they name
+    # (contract/redis_url.py).
+    redis_url: str = "redis://localhost:6379/0"
+    redis_master_name: str = "srbvae"  # the primary's name at the Sentinels
+    # A job is answered 202 once this many replicas hold it (Redis WAIT); fewer within
+    # redis_replica_wait_s: 503, as a write a failover may still lose (docs/deploy.md).
+    redis_min_replicas: int = Field(0, ge=0)
+    redis_replica_wait_s: float = Field(0.5, gt=0)
     default_model: str = "faces"  # used when a request names none; /readyz waits for it
     # The workers' model directory (or a copy of it): the API reads only each model's
     # examples/ from it, for GET /models/{name}/examples; the checkpoints stay the workers'.
@@ -76,6 +86,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Settings:
+        check_url(self.redis_url, self.redis_master_name)
+        if self.redis_min_replicas and self.redis_replica_wait_s >= self.redis_timeout_s:
+            # WAIT blocks its connection: a longer wait would read as Redis not answering
+            raise ValueError("redis_replica_wait_s must be shorter than redis_timeout_s")
         if Image.MAX_IMAGE_PIXELS and self.max_pixels >= Image.MAX_IMAGE_PIXELS:
             raise ValueError(f"max_pixels must stay below Pillow's {Image.MAX_IMAGE_PIXELS}")
         if self.max_request_bytes < self.max_upload_bytes:

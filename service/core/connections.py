@@ -8,15 +8,18 @@ imported here, so the web process never loads torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from kombu import Queue
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
+from contract.redis_url import is_sentinel, sentinel_for
 from contract.tasks import QUEUE
 from service.core.config import Settings
 from service.core.jobs import JobQueue
@@ -47,11 +50,22 @@ class SendOnlyRedisBackend(RedisBackend):
         pass
 
 
+class SendOnlySentinelBackend(SentinelBackend):
+    """The same for a Sentinel-managed Redis (a sentinel:// URL)."""
+
+    def on_task_call(self, producer, task_id) -> None:
+        pass
+
+
 def make_celery(settings: Settings) -> Celery:
+    sentinel = is_sentinel(settings.redis_url)
+    backend_class = SendOnlySentinelBackend if sentinel else SendOnlyRedisBackend
     # "<class>+<url>": Celery's way to name the backend class along with its URL.
-    backend = f"{__name__}:{SendOnlyRedisBackend.__name__}+{settings.redis_url}"
+    backend = f"{__name__}:{backend_class.__name__}+{settings.redis_url}"
     app = Celery("srbvae-api", broker=settings.redis_url, backend=backend)
     timeout = settings.redis_timeout_s
+    # kombu's and Celery's Sentinel support find the primary by this name.
+    master = {"master_name": settings.redis_master_name} if sentinel else {}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -76,11 +90,29 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
+            **master,
         },
+        result_backend_transport_options=master,
         redis_socket_connect_timeout=timeout,
         redis_socket_timeout=timeout,
     )
     return app
+
+
+def redis_client(settings: Settings) -> Redis:
+    """The process's client of the primary. Behind Sentinels, each new connection asks them
+    where the primary is: after a failover, the connections to the old one fail (or are
+    told READONLY), the stale-connection retry reconnects, and so finds the new one."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_timeout_s,
+        "socket_timeout": settings.redis_timeout_s,
+        "health_check_interval": 30,
+        "retry": stale_connection_retry(),
+    }
+    if not is_sentinel(settings.redis_url):
+        return Redis.from_url(settings.redis_url, **options)
+    sentinel, master = sentinel_for(settings.redis_url, Sentinel, **options)
+    return sentinel.master_for(settings.redis_master_name, redis_class=Redis, **master)
 
 
 @dataclass
@@ -93,13 +125,7 @@ class Connections:
     def open(cls, settings: Settings) -> Connections:
         """No I/O here: clients connect on first use, so the process starts while Redis is
         down and answers 503 until it is back."""
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=settings.redis_timeout_s,
-            socket_timeout=settings.redis_timeout_s,
-            health_check_interval=30,
-            retry=stale_connection_retry(),
-        )
+        redis = redis_client(settings)
         celery = make_celery(settings)
         journal = Journal(
             redis,
@@ -121,6 +147,8 @@ class Connections:
             max_memory_fraction=settings.max_redis_memory_fraction,
             retry_after_s=settings.retry_after_s,
             journal=journal,
+            min_replicas=settings.redis_min_replicas,
+            replica_wait_s=settings.redis_replica_wait_s,
         )
         workers = LiveWorkers(redis, settings.registry_cache_s, settings.retry_after_s)
         return cls(redis, jobs, workers)

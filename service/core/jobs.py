@@ -1,11 +1,12 @@
 """Submitting jobs to the worker and awaiting their results.
 
-A job is sent by task name through Celery; its result is read straight from Celery's Redis
-result backend. A synchronous request waits on the channel that backend publishes each state
-on, through the process's one result subscription (service/core/results.py), so an answer
-leaves as soon as the worker stores it (no polling interval). The service keeps its own small
-record per job (its task and when it was sent, with a TTL) so that `GET /jobs/{id}` can tell an
-unknown id from a queued job and results expire on the service's schedule.
+A job is sent by task name, as the message Celery would send (service/core/sender.py); its
+result is read straight from Celery's Redis result backend. A synchronous request waits on the
+channel that backend publishes each state on, through the process's one result subscription
+(service/core/results.py), so an answer leaves as soon as the worker stores it (no polling
+interval). The service keeps its own small record per job (its task and when it was sent, with
+a TTL) so that `GET /jobs/{id}` can tell an unknown id from a queued job and results expire on
+the service's schedule.
 
     async with jobs.watch() as watch:                       # a synchronous request
         job_id, record = await jobs.submit(task, payload, expires_s, watch=watch)
@@ -26,13 +27,13 @@ from typing import Literal, cast
 from celery import Celery, states
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from starlette.concurrency import run_in_threadpool
 
 import contract.errors
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName, TaskResult
 from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
+from service.core.sender import send_task
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ class JobWatch:
 class JobQueue:
     def __init__(self, redis: Redis, celery: Celery, listener: ResultListener, *,
                  result_ttl_s: int, max_queue_depth: int, retry_after_s: int,
-                 max_memory_fraction: float = 1.0, journal: Journal | None = None) -> None:  # fmt: skip
+                 max_memory_fraction: float = 1.0, journal: Journal | None = None,
+                 min_replicas: int = 0, replica_wait_s: float = 0.5) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
         self.listener = listener
@@ -92,6 +94,8 @@ class JobQueue:
         self.retry_after_s = retry_after_s
         self.max_memory_fraction = max_memory_fraction
         self.journal = journal
+        self.min_replicas = min_replicas
+        self.replica_wait_s = replica_wait_s
 
     async def queue_depth(self) -> int:
         async with redis_errors(self.retry_after_s):
@@ -147,20 +151,38 @@ class JobQueue:
             if watch is not None:
                 await watch.results.subscribed()
             try:
-                await run_in_threadpool(
-                    self.celery.send_task,
-                    str(task),
-                    kwargs=payload.model_dump(mode="json"),
-                    queue=QUEUE,
-                    task_id=job_id,
-                    expires=expires_s,
+                await send_task(
+                    self.redis, str(task), payload.model_dump(mode="json"), job_id, expires_s
                 )
             except Exception:
                 if noted is not None:  # refused (503): not to be sent later either
                     with contextlib.suppress(Exception):
                         await noted.forget([job_id])
                 raise
+        if self.min_replicas:
+            await self._replicated(job_id, json.dumps(stored))
         return job_id, record
+
+    async def _replicated(self, job_id: str, stored: str) -> None:
+        """Returns once `min_replicas` replicas hold the job; 503 otherwise. Replication is
+        asynchronous: a job the primary has queued but no replica holds yet is lost if the
+        primary fails now and Sentinel promotes a replica. WAIT covers every write that
+        reached the primary before this connection's last one, so the job record is written
+        again (the same value, on this connection) after the send, and WAIT follows it."""
+        async with redis_errors(self.retry_after_s):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(_job_key(job_id), stored, ex=self.result_ttl_s)
+            pipe.wait(self.min_replicas, max(1, int(self.replica_wait_s * 1000)))
+            _, acked = await pipe.execute()
+        if int(acked) < self.min_replicas:
+            log.warning("job %s: %d of %d replicas confirmed it", job_id, acked, self.min_replicas)
+            raise ApiError(
+                503,
+                f"job {job_id} was queued, but is not yet on {self.min_replicas} replica(s) of the "
+                "job queue: should its primary fail now, the job would be lost. It may still "
+                f"run: GET /jobs/{job_id}",
+                headers={"Retry-After": str(self.retry_after_s), "X-Job-Id": job_id},
+            )
 
     async def record(self, job_id: str) -> JobRecord | None:
         async with redis_errors(self.retry_after_s):

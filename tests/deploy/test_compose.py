@@ -15,7 +15,10 @@ import pytest
 import redis
 import yaml
 
+from contract.redis_url import parse_sentinel_url
+from service.core.config import Settings
 from tests.utils.redis_server import free_port
+from worker.settings import WorkerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "0123456789abcdef0123456789abcdef"
@@ -64,7 +67,10 @@ def test_config_resolves_with_nothing_set():
 
 
 def test_services(config):
-    assert set(config["services"]) == {"redis", "api", "worker", "worker-cpu"}
+    assert set(config["services"]) == {
+        "redis", "api", "worker", "worker-cpu", "redis-replica", "sentinel-1", "sentinel-2",
+        "sentinel-3",
+    }  # fmt: skip
 
 
 def test_every_service_has_healthcheck_and_restart_policy(config):
@@ -149,7 +155,8 @@ def test_exposed_redis_publishes_on_the_private_address_with_the_password():
 def test_env_example_names_every_setting():
     used = set()
     for path in ("docker-compose.yml", EXPOSED):
-        used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (REPO_ROOT / path).read_text()))
+        # ${NAME}: a setting; $${NAME}: the container shell's own variable
+        used |= set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]+)", (REPO_ROOT / path).read_text()))
     documented = set(re.findall(r"^# ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M))
     assert used - {"REDIS_PASSWORD", "REDIS_MAXMEMORY"} <= documented, used - documented
     assert {"REDIS_PASSWORD", "REDIS_MAXMEMORY"} <= documented
@@ -208,3 +215,98 @@ def test_build_contexts_name_existing_dockerfiles(config):
     for service in config["services"].values():
         if "build" in service:
             assert (Path(service["build"]["context"]) / service["build"]["dockerfile"]).is_file()
+
+
+# --- profile ha: a replica and three Sentinels --------------------------------------------------
+
+HA = dict(REDIS_SCHEME="sentinel", REDIS_ADDRESS="sentinel:26379", REDIS_MIN_REPLICAS="1")
+
+
+@pytest.fixture(scope="module")
+def ha_config() -> dict:
+    return resolve("--profile", "ha", **HA)
+
+
+def test_ha_profile_adds_a_persisted_replica_and_three_sentinels(ha_config):
+    services = ha_config["services"]
+    for name in ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"):
+        assert services[name]["profiles"] == ["ha"], name
+        assert services[name]["healthcheck"]["test"] and services[name]["restart"], name
+        assert "ports" not in services[name], name
+    replica = services["redis-replica"]
+    assert replica["environment"]["REPLICAOF"] == "redis 6379"
+    assert replica["command"] == services["redis"]["command"]  # persisted and capped alike
+    assert any(v.startswith("redis-replica-data:/data") for v in replica["volumes"])
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        assert services[name]["networks"]["backend"]["aliases"] == ["sentinel"]
+        assert "sentinel monitor srbvae redis 6379 2" in services[name]["command"][2]
+
+
+def test_ha_api_and_workers_find_the_primary_through_the_sentinels(ha_config):
+    services = ha_config["services"]
+    url = services["api"]["environment"]["SRBVAE_API_REDIS_URL"]
+    assert url == "sentinel://:@sentinel:26379/0"
+    assert parse_sentinel_url(url).sentinels == [("sentinel", 26379)]
+    for name in ("worker", "worker-cpu"):
+        assert services[name]["environment"]["SRBVAE_WORKER_REDIS_URL"] == url
+    settings = Settings(redis_url=url, redis_min_replicas=int(
+        services["api"]["environment"]["SRBVAE_API_REDIS_MIN_REPLICAS"]))  # fmt: skip
+    assert settings.redis_min_replicas == 1 and settings.redis_master_name == "srbvae"
+    assert WorkerSettings(redis_url=url).redis_master_name == "srbvae"
+
+
+def test_without_profile_ha_api_takes_jobs_without_waiting_for_a_replica(config):
+    assert config["services"]["api"]["environment"]["SRBVAE_API_REDIS_MIN_REPLICAS"] == "0"
+
+
+def wait_until(check, what: str, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except redis.RedisError:
+            pass
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("password", ["", PASSWORD])
+def test_ha_scripts_run_a_replica_and_a_sentinel_that_sees_it(ha_config, password, tmp_path):
+    """The primary's, the replica's and a Sentinel's own shell scripts, run with this machine's
+    redis-server; the compose host names become loopback ports."""
+    services = ha_config["services"]
+    primary, replica, sentinel = free_port(), free_port(), free_port()
+    env = {**os.environ, "REDIS_PASSWORD": password, "REDIS_MAXMEMORY": "64mb",
+           "SENTINEL_DOWN_AFTER_MS": "1000"}  # fmt: skip
+    scripts = []
+    for name, port, extra in [("redis", primary, {}),
+                              ("redis-replica", replica, {"REPLICAOF": f"127.0.0.1 {primary}"})]:  # fmt: skip
+        (tmp_path / name).mkdir()
+        script = services[name]["command"][2].replace("$$", "$")
+        scripts.append((script.replace("--dir /data", f"--dir {tmp_path / name} --port {port}"),
+                        {**env, **extra}))  # fmt: skip
+    (tmp_path / "sentinel").mkdir()
+    script = services["sentinel-1"]["command"][2].replace("$$", "$")
+    script = script.replace("/data", str(tmp_path / "sentinel")).replace(
+        "port 26379", f"port {sentinel}"
+    )
+    scripts.append((script.replace("redis 6379", f"127.0.0.1 {primary}"), env))
+    servers = [
+        subprocess.Popen(["sh", "-c", s], env=e, stdout=subprocess.DEVNULL) for s, e in scripts
+    ]
+    try:
+        auth = {"password": password or None, "socket_timeout": 2}
+        wait_until(lambda: redis.Redis(port=replica, **auth).info("replication")[
+            "master_link_status"] == "up", "the replica did not sync with the primary")  # fmt: skip
+        asking = redis.Redis(port=sentinel, socket_timeout=2, decode_responses=True)
+        wait_until(lambda: asking.sentinel_get_master_addr_by_name("srbvae") == (
+            "127.0.0.1", primary), "the Sentinel does not name the primary")  # fmt: skip
+        wait_until(lambda: [r["port"] for r in asking.sentinel_slaves("srbvae")] == [replica],
+                   "the Sentinel did not find the replica")  # fmt: skip
+        config = (tmp_path / "sentinel" / "sentinel.conf").read_text()
+        assert ("auth-pass" in config) == bool(password)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)

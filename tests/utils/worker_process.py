@@ -41,9 +41,12 @@ from celery import Celery
 from kombu import Queue
 
 import contract.errors  # noqa: F401 - results rebuild its exceptions by module name
+from contract.redis_url import sync_client
 from contract.registry import WorkerInfo, parse_workers, worker_pattern
 from contract.tasks import QUEUE
 from scripts.processes import Child, pid_alive, worker_argv
+
+MASTER_NAME = "srbvae"  # the primary's name at the Sentinels, for a sentinel:// URL
 
 
 @dataclass
@@ -77,7 +80,7 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = 90.0) -> WorkerInfo:
         """Blocks until a live process of this worker announces itself consuming."""
-        client = redis.Redis.from_url(self.redis_url)
+        client = sync_client(self.redis_url, MASTER_NAME)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

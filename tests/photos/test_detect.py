@@ -1,0 +1,76 @@
+"""Detection and eye finding, measured on real faces that ship in scikit-image and on rendered
+faces placed into scenes at known positions, sizes and rotations."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from photos import NoFaceError, detect_faces, largest_face
+from tests.utils.face_scenes import (
+    ASTRONAUT_EYES,
+    background,
+    eye_error,
+    lfw_subset,
+    measure_scenes,
+)
+
+
+def test_the_astronauts_face_and_eyes_are_found_within_4_percent_of_the_eye_distance(
+    astronaut_photo,
+):
+    faces = detect_faces(astronaut_photo)
+    assert len(faces) == 1
+    face = faces[0]
+    x, y, w, h = face.box
+    assert face.eyes_found
+    assert all(x <= ex <= x + w and y <= ey <= y + h for ex, ey in ASTRONAUT_EYES)
+    assert eye_error(face, ASTRONAUT_EYES) < 0.04
+
+
+def test_lfw_faces_are_found_and_the_other_patches_are_not():
+    faces, others = lfw_subset()
+    found = sum(bool(detect_faces(image)) for image in faces)
+    false = sum(bool(detect_faces(image)) for image in others)
+    assert found >= 95, f"{found}/100 faces"
+    assert false <= 2, f"{false}/100 non-faces with a detection"
+
+
+def test_rendered_faces_in_scenes_are_found_and_aligned_to_a_few_percent(scenes, detections):
+    m = measure_scenes(scenes, detections)
+    assert m.faces == 32
+    assert m.rate >= 0.6, m.summary()  # measured 75% on 60 such faces
+    assert m.false_positives <= 2, m.summary()
+    assert np.median(m.errors) < 0.06, m.summary()  # measured .033
+    assert np.quantile(m.errors, 0.9) < 0.12, m.summary()  # measured .065
+
+
+def test_several_faces_are_all_returned_largest_first(detections):
+    assert sum(len(faces) >= 2 for faces in detections) >= 6
+    for faces in detections:
+        areas = [f.area for f in faces]
+        assert areas == sorted(areas, reverse=True)
+
+
+def test_no_face_is_an_empty_list_and_largest_face_raises():
+    empty = background(np.random.default_rng(0), 480, 640)
+    assert detect_faces(empty) == []
+    with pytest.raises(NoFaceError, match="no face"):
+        largest_face(empty)
+    assert issubclass(NoFaceError, ValueError)
+
+
+def test_a_12_megapixel_photo_is_searched_on_a_downscaled_copy(astronaut_photo):
+    big = cv2.resize(astronaut_photo, (4000, 4000), interpolation=cv2.INTER_CUBIC)  # 16 Mpx
+    face = largest_face(big)
+    scale = 4000 / 512
+    true = (ASTRONAUT_EYES + 0.5) * scale - 0.5
+    assert face.box[2] > 400
+    assert eye_error(face, true) < 0.05
+
+
+def test_faces_report_json_ready_boxes(astronaut_photo):
+    record = largest_face(astronaut_photo).to_dict()
+    assert set(record) == {"box", "left_eye", "right_eye", "eyes_found"}
+    assert all(isinstance(v, float) for v in record["box"])

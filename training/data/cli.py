@@ -1,4 +1,4 @@
-"""`python -m training data {digits,faces,folder}`: build a prepared dataset and say where it
+"""`python -m training data {digits,faces,folder,photos}`: build a prepared dataset and say where it
 went; `python -m training data preview`: save an image grid of one."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from photos import TIGHT_ZOOM as PHOTO_ZOOM
 from training.data.cache import PreparedDataset
 from training.data.digits import DigitSizes, build_digits
 from training.data.faces.build import FaceSizes, build_faces
@@ -55,27 +56,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     faces.set_defaults(func=_run_faces)
 
     folder = sources.add_parser("folder", help="a reference and an unlabelled image directory")
-    folder.add_argument("--reference", type=Path, required=True, help="reference images")
-    folder.add_argument(
-        "--unlabelled",
-        type=Path,
-        required=True,
-        help="unlabelled images; immediate subdirectories, if any, name classes",
-    )
-    folder.add_argument(
-        "--eval-size",
-        type=int,
-        default=0,
-        help="unlabelled images held out for the eval_fit/eval_score splits (default 0)",
-    )
-    folder.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help="refuse larger images as decompression bombs (default %(default)s)",
-    )
+    _add_folders(folder)
     _add_common(folder, "folder")
-    folder.set_defaults(func=_run_folder)
+    folder.set_defaults(func=_run_folder, zoom=None)
+
+    photos = sources.add_parser(
+        "photos",
+        help="photos of people: the largest face of each, found and aligned (docs/photos.md)",
+    )
+    _add_folders(photos, "photos of neutral faces", "photos of faces with any expression")
+    photos.add_argument(
+        "--zoom",
+        type=float,
+        default=PHOTO_ZOOM,
+        help=f"framing of the aligned face, as the synthetic faces' --zoom (default {PHOTO_ZOOM}: "
+        "brows to chin, the framing the sRb-VAE faces model trains on)",
+    )
+    _add_common(photos, "photos")
+    photos.set_defaults(func=_run_folder)
 
     preview = sources.add_parser("preview", help="save an image grid of a prepared dataset")
     preview.add_argument("dataset", type=Path, help="a prepared dataset directory")
@@ -90,6 +88,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.add_argument("--scale", type=int, default=1, help="integer upscaling of the grid")
     preview.set_defaults(func=_run_preview)
+
+
+def _add_folders(
+    parser: argparse.ArgumentParser,
+    reference: str = "reference images",
+    unlabelled: str = "unlabelled images",
+) -> None:
+    parser.add_argument("--reference", type=Path, required=True, help=reference)
+    parser.add_argument(
+        "--unlabelled",
+        type=Path,
+        required=True,
+        help=f"{unlabelled}; immediate subdirectories, if any, name classes",
+    )
+    parser.add_argument(
+        "--eval-size",
+        type=int,
+        default=0,
+        help="unlabelled images held out for the eval_fit/eval_score splits (default 0)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images as decompression bombs (default %(default)s)",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser, source: str) -> None:
@@ -179,6 +203,7 @@ def _run_folder(args: argparse.Namespace) -> int:
         eval_size=args.eval_size,
         limit=args.limit,
         max_pixels=args.max_pixels,
+        zoom=args.zoom,
         **_options(args),
     )
     return _report(path, start)
@@ -202,5 +227,9 @@ def _report(path: Path, start: float) -> int:
     megabytes = sum(f.stat().st_size for f in path.iterdir()) / 2**20
     print(f"wrote {path.resolve()}")
     print(f"  {dataset.source} {dataset.resolution}x{dataset.resolution}: {sizes}")
+    if "no_face" in dataset.meta:
+        no_face = len(dataset.meta["no_face"])
+        unreadable = len(dataset.meta.get("skipped", [])) - no_face
+        print(f"  skipped {no_face} photos with no face found, {unreadable} unreadable files")
     print(f"  {megabytes:.1f} MiB in {time.time() - start:.1f} s")
     return 0

@@ -1,8 +1,10 @@
 """Image folders: a reference directory and an unlabelled directory of arbitrary images.
 
 Every file Pillow can read becomes an RGB image, its shorter side resized to the resolution and
-centre-cropped. Files that cannot be read (corrupt, not images, decompression bombs) are skipped
-with a warning naming the file; the build goes on. Immediate subdirectories of the unlabelled
+centre-cropped; or, for photos of people (`zoom` set, `python -m training data photos`), its
+largest face is found and aligned as the service aligns uploads (photos/), and a photo with no
+face is skipped and counted. Files that cannot be read (corrupt, not images, decompression
+bombs) are skipped with a warning naming the file; the build goes on. Immediate subdirectories of the unlabelled
 directory, if any, name classes (e.g. AffectNet's expressions), which the evaluation splits,
 held out of the unlabelled images, keep as labels.
 """
@@ -20,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from model.images import fit
+from photos import NoFaceError, align_face, largest_face, load_photo
 from training.data.cache import DatasetWriter, Item
 from training.data.parallel import ordered_map
 
@@ -36,6 +39,7 @@ class FolderJob:
     label: int
     resolution: int
     max_pixels: int | None  # None: no limit, as Pillow reads Image.MAX_IMAGE_PIXELS
+    zoom: float | None = None  # None: centre crop; else align the largest face at this framing
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Loaded:
     path: str
     item: Item | None
     reason: str = ""
+    no_face: bool = False
 
 
 def list_images(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
@@ -77,8 +82,15 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
+# Photos are decoded at a reduced scale (JPEG draft) whose longer side is still this long: the
+# detector looks at 800 pixels, and a face of 3% of that is 50 pixels here, more than a crop needs.
+PHOTO_DECODE_SIDE = 1600
+
+
 def load_image(job: FolderJob) -> Loaded:
     """Decode, orient, convert and fit one file; never raises for a bad file."""
+    if job.zoom is not None:
+        return load_face(job)
     try:
         with _pixel_limit(job.max_pixels), Image.open(job.path) as opened:
             # JPEG: decode at the smallest power-of-two scale that is still >= the target.
@@ -92,11 +104,31 @@ def load_image(job: FolderJob) -> Loaded:
     return Loaded(job.path, Item(np.asarray(fitted, np.uint8), NO_FACTORS, job.label))
 
 
-def _logged(results: Iterator[Loaded], skipped: list[str]) -> Iterator[Item | None]:
+def load_face(job: FolderJob) -> Loaded:
+    """The largest face of one photo, aligned; never raises for a bad file or a faceless one."""
+    assert job.zoom is not None
+    try:
+        with _pixel_limit(job.max_pixels):
+            photo = load_photo(job.path, max_side=PHOTO_DECODE_SIDE)
+        aligned = align_face(photo, largest_face(photo), job.resolution, job.zoom)
+    except NoFaceError:
+        return Loaded(job.path, None, "no face found", no_face=True)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return Loaded(job.path, None, f"refused as a decompression bomb ({e})")
+    except Exception as e:  # any decoder error in one file must not stop a build
+        return Loaded(job.path, None, f"cannot read as an image ({type(e).__name__}: {e})")
+    return Loaded(job.path, Item(aligned.crop, NO_FACTORS, job.label))
+
+
+def _logged(
+    results: Iterator[Loaded], skipped: list[str], no_face: list[str]
+) -> Iterator[Item | None]:
     for result in results:
         if result.item is None:
             log.warning("skipping %s: %s", result.path, result.reason)
             skipped.append(result.path)
+            if result.no_face:
+                no_face.append(result.path)
         yield result.item
 
 
@@ -113,9 +145,12 @@ def build_folder(
     overwrite: bool = False,
     progress: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    zoom: float | None = None,
 ) -> Path:
     """Prepare two image folders into `out` (see cache.py for the layout). `eval_size` images
-    are held out of the unlabelled folder (seeded), half to eval_fit and half to eval_score."""
+    are held out of the unlabelled folder (seeded), half to eval_fit and half to eval_score.
+    With `zoom`, each image is a photo whose largest face is aligned at that framing (source
+    "photos"); photos with no face are skipped and listed under `no_face` in meta.json."""
     reference_files, _ = list_images(Path(reference))
     unlabelled_files, class_names = list_images(Path(unlabelled))
     if eval_size > len(unlabelled_files):
@@ -131,23 +166,31 @@ def build_folder(
     }
     writer = DatasetWriter(out, resolution=resolution, factor_names=[], overwrite=overwrite)
     skipped: list[str] = []
+    no_face: list[str] = []
     try:
         for split, files in plan.items():
             files = files[:limit] if limit is not None else files
-            jobs = [FolderJob(str(p), label, resolution, max_pixels) for p, label in files]
+            jobs = [FolderJob(str(p), label, resolution, max_pixels, zoom) for p, label in files]
             results = ordered_map(load_image, jobs, workers=workers, desc=split, progress=progress)
-            writer.write_split(split, _logged(results, skipped), len(jobs))
+            writer.write_split(split, _logged(results, skipped, no_face), len(jobs))
     except BaseException:
         writer.abort()
         raise
     if skipped:
-        log.warning("skipped %d unreadable files", len(skipped))
+        log.warning(
+            "skipped %d files: %d unreadable, %d with no face",
+            len(skipped),
+            len(skipped) - len(no_face),
+            len(no_face),
+        )
+    faces = {"zoom": zoom, "no_face": no_face} if zoom is not None else {}
     return writer.finish(
-        source="folder",
+        source="folder" if zoom is None else "photos",
         seed=seed,
         class_names=class_names,
         label_name="subdirectory" if class_names else "",
         reference_dir=str(Path(reference).resolve()),
         unlabelled_dir=str(Path(unlabelled).resolve()),
         skipped=skipped,
+        **faces,
     )

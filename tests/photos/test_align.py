@@ -66,9 +66,10 @@ def test_a_rotated_face_aligned_by_its_eyes_is_framed_as_the_training_faces():
         elsewhere = render_face(other, expression, resolution=32, zoom=TIGHT_ZOOM)
         errors.append(np.abs(crop - tight).mean())
         between.append(np.abs(tight - elsewhere.astype(np.float32)).mean())
-    # Measured: 2.4 grey levels from the training render of the same face, 38 between people.
+    # Measured: 2.0 to 4.2 grey levels from the training render of the same face; 22 to 55
+    # between two people.
     assert max(errors) < 6, errors
-    assert min(between) > 4 * max(errors), (errors, between)
+    assert min(between) > 3 * max(errors), (errors, between)
 
 
 def test_detected_faces_are_aligned_close_to_their_training_framing():

@@ -33,7 +33,7 @@ from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName, TaskResu
 from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
-from service.core.sender import send_task
+from service.core.sender import queue_task
 
 log = logging.getLogger(__name__)
 
@@ -135,25 +135,24 @@ class JobQueue:
         queue is too long. `expires_s`: a worker that only gets to the job later drops it
         (revoked), so a backlog is not spent on answers whose clients have gone. `journal`:
         note the job in the journal (service/core/journal.py), which sends it again should
-        the broker lose it. `watch`: the job takes its id, and is sent only once its result
-        channel is subscribed (that confirmation has usually arrived by then)."""
+        the broker lose it. `watch`: the job takes its id, and is sent only once the result
+        subscription is in force (it normally is already)."""
         await self._admit()
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
         stored = {"task": str(task), "submitted_at": record.submitted_at}
         noted = self.journal if journal else None
         async with redis_errors(self.retry_after_s):
+            if watch is not None:
+                await watch.results.subscribed()
+            # The record, the journal entry and the job in one round trip.
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
             if noted is not None:
                 noted.add(pipe, job_id, task, payload, expires_s)
-            await pipe.execute()
-            if watch is not None:
-                await watch.results.subscribed()
+            queue_task(pipe, str(task), payload.model_dump(mode="json"), job_id, expires_s)
             try:
-                await send_task(
-                    self.redis, str(task), payload.model_dump(mode="json"), job_id, expires_s
-                )
+                await pipe.execute()
             except Exception:
                 if noted is not None:  # refused (503): not to be sent later either
                     with contextlib.suppress(Exception):

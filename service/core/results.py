@@ -1,20 +1,27 @@
 """One result subscription per API process, shared by every request that waits for a job.
 
-Celery's Redis backend publishes each state it stores on a channel named after the result key.
-A connection and subscription of its own per waiting request (connect, SUBSCRIBE, GET,
-UNSUBSCRIBE, close) costs about a millisecond of the API's CPU per request. Here one connection
-per process stays subscribed, and each wait adds its job's channel to it and removes it after:
+Celery's Redis backend publishes each state it stores on a channel named after the result key
+(`celery-task-meta-<job id>`). One connection per process stays subscribed to all of them, by
+pattern, from start-up on; a wait registers its job's key with it and leaves again, without a
+command to Redis either way:
 
     async with listener.watch(key) as watch:
         await watch.subscribed()     # in force from here: send the job only now
         ...                          # queue the job
         raws = await watch.next(timeout)
 
-A job is queued only once its channel is subscribed, so its result cannot be published unseen:
-no read of the result key is needed. When the connection is lost, the listener reconnects at
-once, subscribes every channel still watched, then reads their result keys (a result stored
-while it was away was published to nobody) and hands over what it finds. If Redis cannot be
-reached, every wait ends with 503, as any other Redis call would.
+A connection and subscription of its own per waiting request (connect, SUBSCRIBE, GET,
+UNSUBSCRIBE, close) cost about a millisecond of the API's CPU per request; a SUBSCRIBE and an
+UNSUBSCRIBE per request on a shared connection, two writes to Redis and two confirmations to
+read. The price of the pattern: every API process receives the result of every job, its own or
+not (a few kilobytes each, dropped unless awaited), which is nothing for a few API processes
+and a reason to go back to a channel per job for very many.
+
+A job is queued only once the subscription is in force, so its result cannot be published
+unseen: no read of the result key is needed. When the connection is lost, the listener
+reconnects at once, subscribes again, then reads the result keys of the jobs still awaited (a
+result stored while it was away was published to nobody) and hands over what it finds. If
+Redis cannot be reached, every wait ends with 503, as any other Redis call would.
 """
 
 from __future__ import annotations
@@ -34,9 +41,8 @@ from service.core.errors import OUTAGES, Unavailable
 
 log = logging.getLogger(__name__)
 
-# Always subscribed, published to by nobody: the connection stays in subscriber mode between
-# jobs, and its confirmation, which follows those of a batch of channels, says they are in force.
-CONTROL_CHANNEL = "srbvae:api:results"
+# Every channel Celery's Redis backend publishes a result on (its key prefix, task_keyprefix).
+RESULT_PATTERN = "celery-task-meta-*"
 IDLE_PING_S = 10.0  # a quiet connection is pinged this often; two silent periods: it is dead
 RECONNECT_MAX_S = 1.0  # backoff between attempts while Redis stays away
 
@@ -98,7 +104,7 @@ class ResultListener:
         self._watches: dict[str, Watch] = {}
         self._conn: AbstractConnection | None = None  # set while subscribed and reading
         self._wanted = asyncio.Event()  # a watch is waiting for a connection
-        self._established = False  # this connection's first subscriptions are in force
+        self._established = False  # this connection's subscription is in force
         self._task: asyncio.Task | None = None
 
     @contextlib.asynccontextmanager
@@ -110,19 +116,13 @@ class ResultListener:
         try:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._run(), name="result-listener")
-            conn = self._conn
-            if conn is None:
-                self._wanted.set()  # the listener subscribes it when it (re)connects
+            if self._established:
+                watch._active.set()
             else:
-                with contextlib.suppress(*OUTAGES):  # the listener notices and resubscribes
-                    await conn.send_command("SUBSCRIBE", key, check_health=False)
+                self._wanted.set()  # in force once the listener has (re)subscribed
             yield watch
         finally:
             del self._watches[key]
-            conn = self._conn
-            if conn is not None and conn.is_connected:
-                with contextlib.suppress(*OUTAGES):
-                    await conn.send_command("UNSUBSCRIBE", key, check_health=False)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -149,7 +149,8 @@ class ResultListener:
                 await conn.connect()
                 await self._listen(conn)  # returns only by raising
             except Exception as exc:
-                if self._established and isinstance(exc, OUTAGES):
+                established, self._established = self._established, False
+                if established and isinstance(exc, OUTAGES):
                     log.warning("result subscription lost (%s); subscribing again", exc)
                     failures = 0
                     continue
@@ -185,11 +186,11 @@ class ResultListener:
         return pool.connection_class(**kwargs)
 
     async def _listen(self, conn: AbstractConnection) -> None:
-        # From here on, new watches send their own SUBSCRIBE; those registered before are
-        # subscribed now, in one command, and their keys read once all are in force.
+        # Watches registered before the subscription is confirmed are read once it is: their
+        # results may have been stored while no connection was subscribed.
         self._conn = conn
         before = list(self._watches)
-        await conn.send_command("SUBSCRIBE", *before, CONTROL_CHANNEL, check_health=False)
+        await conn.send_command("PSUBSCRIBE", RESULT_PATTERN, check_health=False)
         pinged = False
         while True:
             reply = await conn.read_response(timeout=IDLE_PING_S)
@@ -200,16 +201,14 @@ class ResultListener:
                 pinged = True
                 continue
             pinged = False
-            kind, channel = reply[0], reply[1]
-            if kind == b"message":
-                if (watch := self._watches.get(channel.decode())) is not None:
-                    watch._deliver(reply[2])
-            elif kind == b"subscribe":
-                name = channel.decode()
-                if name == CONTROL_CHANNEL:
-                    await self._read_stored(before)
-                    self._established = True
-                elif (watch := self._watches.get(name)) is not None:
+            kind = reply[0]
+            if kind == b"pmessage":  # [kind, pattern, channel, data]
+                if (watch := self._watches.get(reply[2].decode())) is not None:
+                    watch._deliver(reply[3])
+            elif kind == b"psubscribe":
+                await self._read_stored(before)
+                self._established = True
+                for watch in self._watches.values():
                     watch._active.set()
 
     async def _read_stored(self, keys: list[str]) -> None:

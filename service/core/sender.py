@@ -1,5 +1,5 @@
-"""Sending a task from the event loop: the message Celery's Redis transport would queue, in one
-LPUSH on the API's Redis client.
+"""Sending a task from the event loop: the message Celery's Redis transport would queue, as one
+LPUSH in the pipeline that records the job.
 
 Celery's `send_task` is synchronous, so the API ran it in the thread pool (a hop there and back
 per job), and each call builds a producer, a signature, repr()s of the arguments and kombu's
@@ -19,7 +19,7 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from contract.tasks import QUEUE
 
@@ -35,7 +35,7 @@ def task_message(name: str, kwargs: dict, task_id: str, expires_s: float) -> byt
     that takes it more than `expires_s` from now."""
     body = json.dumps([[], kwargs, _NO_CALLBACKS]).encode()
     expires = datetime.now(UTC) + timedelta(seconds=expires_s)
-    headers = {
+    headers: dict[str, object] = {
         "lang": "py",
         "task": name,
         "id": task_id,
@@ -56,7 +56,7 @@ def task_message(name: str, kwargs: dict, task_id: str, expires_s: float) -> byt
         "stamped_headers": None,
         "stamps": {},
     }
-    properties = {
+    properties: dict[str, object] = {
         "correlation_id": task_id,
         "reply_to": REPLY_TO,
         "delivery_mode": 2,  # persistent
@@ -89,6 +89,7 @@ def kwargs_repr(kwargs: dict) -> str:
     return repr({k: short(v) for k, v in kwargs.items()})
 
 
-async def send_task(redis: Redis, name: str, kwargs: dict, task_id: str, expires_s: float) -> None:
-    """Queues the task on the worker's queue (priority 0 is the list named after it)."""
-    await redis.lpush(QUEUE, task_message(name, kwargs, task_id, expires_s))
+def queue_task(pipe: Pipeline, name: str, kwargs: dict, task_id: str, expires_s: float) -> None:
+    """Adds the task's LPUSH to `pipe`, to go with the job's other writes in one round trip
+    (priority 0 is the list named after the queue)."""
+    pipe.lpush(QUEUE, task_message(name, kwargs, task_id, expires_s))

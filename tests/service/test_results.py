@@ -5,6 +5,7 @@ was away."""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from contract.tasks import ImagesResult, TaskName
 from service.core.connections import Connections
 from service.core.errors import Unavailable
 from service.core.jobs import JobQueue, JobRecord
-from service.core.results import CONTROL_CHANNEL
+from service.core.results import RESULT_PATTERN
 from tests.service.conftest import small_settings
 from tests.utils import images
 from tests.utils.redis_server import running_redis
@@ -52,7 +53,7 @@ def run(server, scenario, **settings) -> None:
 
 
 def subscribers(client: redis.Redis) -> list[dict]:
-    return [c for c in client.client_list() if int(c.get("sub", 0))]
+    return [c for c in client.client_list() if int(c.get("sub", 0)) or int(c.get("psub", 0))]
 
 
 def test_waits_share_one_connection_and_open_none_per_request(redis_server):
@@ -73,8 +74,9 @@ def test_waits_share_one_connection_and_open_none_per_request(redis_server):
         await asyncio.gather(*(one() for _ in range(20)))
         assert client.info("stats")["total_connections_received"] == opened
         (listener,) = subscribers(client)
-        assert int(listener["sub"]) == 1  # the control channel; every job's is gone again
-        assert client.pubsub_channels() == [CONTROL_CHANNEL.encode()]
+        assert int(listener["psub"]) == 1 and int(listener["sub"]) == 0
+        assert client.pubsub_numpat() == 1 and client.pubsub_channels() == []
+        assert listener["cmd"] != "unsubscribe"  # nothing sent to Redis per wait
 
     run(redis_server, scenario)
 
@@ -141,3 +143,20 @@ def test_subscription_to_an_unreachable_redis_is_a_quick_503():
         url = "redis://127.0.0.1:1/0"
 
     run(Dead, scenario)
+
+
+def test_the_pattern_covers_every_result_key_and_other_jobs_results_are_dropped(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario(jobs: JobQueue) -> None:
+        async with jobs.watch() as watch:
+            await watch.results.subscribed()
+            other = "00000000-0000-0000-0000-000000000000"  # a job of another API process
+            assert fnmatch.fnmatchcase(jobs._result_key(watch.job_id), RESULT_PATTERN)
+            client.publish(jobs._result_key(other), stored(jobs, other))
+            client.publish(jobs._result_key(watch.job_id), stored(jobs, watch.job_id))
+            state = await jobs.wait(watch, record(), 5)
+            assert state.job_id == watch.job_id and state.state == "succeeded"
+            assert await watch.results.next(0) == []  # nothing else reached this wait
+
+    run(redis_server, scenario)

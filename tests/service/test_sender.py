@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from contract.tasks import QUEUE
 from service.core.connections import make_celery
-from service.core.sender import send_task, task_message
+from service.core.sender import queue_task, task_message
 from tests.service.conftest import small_settings
 from tests.utils.redis_server import running_redis
 
@@ -55,7 +55,9 @@ def test_the_message_is_the_one_celery_sends(redis_server):
 
     async def ours() -> None:
         client = Redis.from_url(redis_server.url)
-        await send_task(client, "srbvae.transfer", KWARGS, JOB_ID, 30)
+        pipe = client.pipeline(transaction=False)
+        queue_task(pipe, "srbvae.transfer", KWARGS, JOB_ID, 30)
+        await pipe.execute()
         await client.aclose()
 
     asyncio.run(ours())

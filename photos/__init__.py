@@ -2,7 +2,7 @@
 are aligned (align.py), and paste an edited crop back into the photo (paste.py)."""
 
 from photos.align import TIGHT_ZOOM, Aligned, align_face, eye_targets, face_matrix, invert, warp
-from photos.detect import Face, NoFaceError, detect_faces, largest_face
+from photos.detect import Face, NoFaceError, detect_faces, largest_face, select_face
 from photos.load import load_photo
 from photos.paste import paste_back, photo_mask
 
@@ -20,5 +20,6 @@ __all__ = [
     "load_photo",
     "paste_back",
     "photo_mask",
+    "select_face",
     "warp",
 ]

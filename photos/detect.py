@@ -130,10 +130,37 @@ def detect_faces(
 
 def largest_face(image: np.ndarray, **kwargs: int) -> Face:
     """The largest face, or NoFaceError."""
-    faces = detect_faces(image, **kwargs)
+    return select_face(detect_faces(image, **kwargs))
+
+
+def select_face(
+    faces: list[Face],
+    *,
+    index: int = 0,
+    box: tuple[float, float, float, float] | None = None,
+) -> Face:
+    """One of `faces` (largest first, as detect_faces returns them): the one whose box overlaps
+    `box` (x, y, width, height) most, if given, else the one at `index`. NoFaceError when there
+    is none, or when `box` overlaps no face; IndexError for an index out of range."""
     if not faces:
         raise NoFaceError("no face found in the photo")
-    return faces[0]
+    if box is None:
+        if not -len(faces) <= index < len(faces):
+            raise IndexError(f"face index {index} out of range: {len(faces)} faces found")
+        return faces[index]
+    overlaps = [_iou(face.box, box) for face in faces]
+    best = int(np.argmax(overlaps))
+    if overlaps[best] <= 0.0:
+        raise NoFaceError(f"no face found inside the box {list(box)}")
+    return faces[best]
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _with_eyes(grey: np.ndarray, box: tuple[float, float, float, float]) -> Face:

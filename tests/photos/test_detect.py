@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from photos import NoFaceError, detect_faces, largest_face
+from photos import NoFaceError, detect, detect_faces, largest_face, select_face
 from tests.utils.face_scenes import (
     ASTRONAUT_EYES,
     background,
@@ -61,9 +61,23 @@ def test_no_face_is_an_empty_list_and_largest_face_raises():
     assert issubclass(NoFaceError, ValueError)
 
 
-def test_a_12_megapixel_photo_is_searched_on_a_downscaled_copy(astronaut_photo):
+def test_a_12_megapixel_photo_is_searched_on_a_downscaled_copy(astronaut_photo, monkeypatch):
     big = cv2.resize(astronaut_photo, (4000, 4000), interpolation=cv2.INTER_CUBIC)  # 16 Mpx
+    searched = []
+    face_cascade, eye_cascade = detect._cascades()
+
+    class Recording:
+        def __init__(self, cascade):
+            self.cascade = cascade
+
+        def detectMultiScale(self, image, **kwargs):  # noqa: N802 (OpenCV's name)
+            searched.append(image.shape)
+            return self.cascade.detectMultiScale(image, **kwargs)
+
+    pair = (Recording(face_cascade), Recording(eye_cascade))
+    monkeypatch.setattr(detect, "_cascades", lambda: pair)
     face = largest_face(big)
+    assert max(max(shape) for shape in searched) == detect.DETECT_MAX_SIDE
     scale = 4000 / 512
     true = (ASTRONAUT_EYES + 0.5) * scale - 0.5
     assert face.box[2] > 400
@@ -74,3 +88,17 @@ def test_faces_report_json_ready_boxes(astronaut_photo):
     record = largest_face(astronaut_photo).to_dict()
     assert set(record) == {"box", "left_eye", "right_eye", "eyes_found"}
     assert all(isinstance(v, float) for v in record["box"])
+
+
+def test_another_face_is_chosen_by_index_or_by_box(detections):
+    faces = next(found for found in detections if len(found) >= 2)
+    assert select_face(faces) is faces[0]
+    assert select_face(faces, index=1) is faces[1]
+    x, y, w, h = faces[1].box
+    assert select_face(faces, box=(x + 5, y - 5, w, h)) is faces[1]
+    with pytest.raises(IndexError, match="out of range"):
+        select_face(faces, index=len(faces))
+    with pytest.raises(NoFaceError, match="inside the box"):
+        select_face(faces, box=(-100.0, -100.0, 10.0, 10.0))
+    with pytest.raises(NoFaceError):
+        select_face([])

@@ -1,7 +1,9 @@
 """Task names, the queue, and the JSON payloads of every task (pydantic schemas).
 
-Images travel as base64-encoded PNG bytes at the model's resolution: the API decodes, validates
-and resizes uploads before queuing, so the worker never sees an arbitrary file.
+Images travel at the model's resolution, as the API sends them: raw pixels, `RAW_RGB_PREFIX`
+and the base64 of the (R, R, 3) uint8 array, row by row (no codec at either end); or
+base64-encoded PNG bytes, as other senders may. The API decodes, validates and resizes uploads
+before queuing, so the worker never sees an arbitrary file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ class TaskName(StrEnum):
     INTERPOLATE = "srbvae.interpolate"
 
 
+RAW_RGB_PREFIX = "rgb8:"  # not in the base64 alphabet: no PNG's base64 starts with it
+ImageB64 = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="an image at the model's resolution: 'rgb8:' and the base64 of its "
+        "(R, R, 3) uint8 RGB pixels, row by row; or a base64-encoded PNG",
+    ),
+]
 PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 Latents = Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]
@@ -42,7 +53,7 @@ class _Payload(BaseModel):
 
 class EncodeRequest(_Payload):
     model: ModelName
-    images: Annotated[list[PngB64], Field(min_length=1, max_length=MAX_BATCH)]
+    images: Annotated[list[ImageB64], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class GenerateRequest(_Payload):
@@ -53,14 +64,14 @@ class GenerateRequest(_Payload):
 
 class TransferRequest(_Payload):
     model: ModelName
-    image: PngB64  # keeps its common factors z
-    attributes: PngB64  # gives its target factors e
+    image: ImageB64  # keeps its common factors z
+    attributes: ImageB64  # gives its target factors e
     strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
 class SampleRequest(_Payload):
     model: ModelName
-    image: PngB64
+    image: ImageB64
     n: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 8
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
@@ -68,13 +79,13 @@ class SampleRequest(_Payload):
 
 class NeutralizeRequest(_Payload):
     model: ModelName
-    image: PngB64
+    image: ImageB64
 
 
 class InterpolateRequest(_Payload):
     model: ModelName
-    a: PngB64
-    b: PngB64
+    a: ImageB64
+    b: ImageB64
     steps: Annotated[int, Field(ge=2, le=MAX_BATCH)] = 8
 
 

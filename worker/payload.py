@@ -1,4 +1,5 @@
-"""Task payloads in and out: pydantic validation, base64 PNG decoding and encoding.
+"""Task payloads in and out: pydantic validation, image decoding (raw pixels or base64 PNG),
+PNG encoding.
 
 The API has already decoded, validated and resized uploads, but a message on the queue is
 still untrusted input: decoding accepts PNG only, at exactly the model's resolution, checked
@@ -20,6 +21,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from contract.errors import InvalidPayload
+from contract.tasks import RAW_RGB_PREFIX
 from model import images as imageio
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,6 +50,28 @@ def parse(schema: type[BaseModel], args: tuple, kwargs: dict) -> BaseModel:
             for err in exc.errors(include_url=False)
         )
         raise InvalidPayload(f"invalid {schema.__name__}: {problems}") from None
+
+
+def decode_image(data: str, resolution: int, field: str = "image") -> np.ndarray:
+    """A payload's image (contract.tasks.ImageB64: raw pixels or base64 PNG) -> (R, R, 3)
+    uint8."""
+    if data.startswith(RAW_RGB_PREFIX):
+        return decode_raw(data[len(RAW_RGB_PREFIX) :], resolution, field)
+    return decode_png(data, resolution, field)
+
+
+def decode_raw(data: str, resolution: int, field: str = "image") -> np.ndarray:
+    """base64 of (R, R, 3) uint8 pixels -> that array; its length must be exactly that."""
+    size = resolution * resolution * 3
+    if len(data) != 4 * -(-size // 3):
+        raise InvalidPayload(
+            f"{field}: raw pixels must be {resolution}x{resolution}x3 bytes, base64-encoded"
+        )
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload(f"{field}: not valid base64") from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(resolution, resolution, 3)
 
 
 def decode_png(data: str, resolution: int, field: str = "image") -> np.ndarray:
@@ -84,14 +108,14 @@ def decode_png(data: str, resolution: int, field: str = "image") -> np.ndarray:
 
 
 def decode_batch(images: Sequence[str], resolution: int, field: str = "images") -> torch.Tensor:
-    """base64 PNGs -> (B, 3, R, R) in [-1, 1]."""
-    arrays = [decode_png(d, resolution, f"{field}[{i}]") for i, d in enumerate(images)]
+    """Payload images -> (B, 3, R, R) in [-1, 1]."""
+    arrays = [decode_image(d, resolution, f"{field}[{i}]") for i, d in enumerate(images)]
     return imageio.uint8_to_tensor(np.stack(arrays))
 
 
 def decode_fields(images: dict[str, str], resolution: int) -> torch.Tensor:
-    """{field name: base64 PNG} -> (B, 3, R, R) in [-1, 1], in the dict's order."""
-    arrays = [decode_png(data, resolution, field) for field, data in images.items()]
+    """{field name: payload image} -> (B, 3, R, R) in [-1, 1], in the dict's order."""
+    arrays = [decode_image(data, resolution, field) for field, data in images.items()]
     return imageio.uint8_to_tensor(np.stack(arrays))
 
 

@@ -132,7 +132,7 @@ class Run:
         return self.rt.jobs.wait(done, job.deadline)
 
     def encode_pngs(self, **pngs: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Base64 PNGs by field name, in that order -> z, e (one row each)."""
+        """Payload images by field name, in that order -> z, e (one row each)."""
         return self.encode(payload.decode_fields(pngs, self.m.vae.resolution))
 
     def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
-from contract.tasks import EncodeResult, ImagesResult, TaskName, TaskResult
+from contract.tasks import RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName, TaskResult
 from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
 from service.core import images
 from service.core.config import Settings
@@ -57,8 +57,8 @@ INLINE_DECODE_BYTES = 512 * 1024
 
 @dataclass(frozen=True)
 class JobUpload(Generic[F]):
-    """A route's upload, read and checked: its fields, the model, and each file as a clean PNG
-    (base64, at the model's resolution) by field name."""
+    """A route's upload, read and checked: its fields, the model, and each file as the worker
+    takes it (contract.tasks.ImageB64: raw pixels at the model's resolution) by field name."""
 
     fields: F
     model: ModelInfo
@@ -106,9 +106,8 @@ class JobRoute:
 
         def prepare(u: Upload) -> str:
             label = f"{u.field} ({u.filename[:100]!r})"
-            return base64.b64encode(
-                images.prepare(u.data, model.resolution, limits, label)
-            ).decode()
+            pixels = images.prepare_pixels(u.data, model.resolution, limits, label)
+            return RAW_RGB_PREFIX + base64.b64encode(pixels).decode()
 
         def decode_cost() -> int:  # one image is decoded at a time: the largest counts
             every = (u.data for found in uploads.values() for u in found)

@@ -201,6 +201,17 @@ def prepare(data: bytes, resolution: int, limits: Limits, label: str = "image") 
         raise ImageRejected(415, f"{label}: cannot convert its colour mode {image.mode}") from exc
 
 
+def prepare_pixels(data: bytes, resolution: int, limits: Limits, label: str = "image") -> bytes:
+    """Upload bytes -> the raw (resolution, resolution, 3) RGB pixels, row by row, as
+    `prepare` would store them in a PNG: what the API queues for the worker (no encoding here,
+    no decoding there; and no metadata can travel)."""
+    image = decode(data, limits, label, resolution)
+    try:
+        return fit(image, resolution).tobytes()
+    except (OSError, ValueError) as exc:
+        raise ImageRejected(415, f"{label}: cannot convert its colour mode {image.mode}") from exc
+
+
 def strip(pngs: list[bytes]) -> bytes:
     """Worker PNGs of one size side by side, as one PNG."""
     frames = [Image.open(io.BytesIO(p), formats=("PNG",)).convert("RGB") for p in pngs]

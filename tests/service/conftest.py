@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from contract.tasks import RAW_RGB_PREFIX
 from service.api.deps import get_jobs, get_workers
 from service.core.config import Settings
 from service.main import create_app
@@ -66,6 +68,10 @@ def decode_b64(data: str) -> Image.Image:
 
 
 def sent_image(jobs: FakeJobs, field: str = "image") -> Image.Image:
-    """The picture the route queued for the worker."""
+    """The picture the route queued for the worker (raw RGB pixels, contract.tasks.ImageB64)."""
     _, payload = jobs.sent[-1]
-    return decode_b64(getattr(payload, field))
+    data = getattr(payload, field)
+    assert data.startswith(RAW_RGB_PREFIX)
+    pixels = base64.b64decode(data[len(RAW_RGB_PREFIX) :])
+    side = math.isqrt(len(pixels) // 3)
+    return Image.frombytes("RGB", (side, side), pixels)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import math
 import time
 import uuid
 
@@ -13,7 +14,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from contract.registry import ModelInfo, WorkerInfo
-from contract.tasks import EncodeResult, ImagesResult, TaskName
+from contract.tasks import RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName
 from service.core.jobs import JobError, JobRecord, JobState, JobWatch
 from service.core.workers import LiveWorkers
 
@@ -40,6 +41,18 @@ class FakeWorkers(LiveWorkers):
         now = time.time()
         return [WorkerInfo(worker_id="w1", hostname="test", pid=1, device="cpu",
                            models=self._models, started_at=now, heartbeat_at=now)]  # fmt: skip
+
+
+def _as_png(image: str) -> str:
+    """A payload image (raw pixels, as the routes send them) as the base64 PNG a worker
+    answers with."""
+    if not image.startswith(RAW_RGB_PREFIX):
+        return image
+    pixels = base64.b64decode(image[len(RAW_RGB_PREFIX) :])
+    side = math.isqrt(len(pixels) // 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
 
 
 def _blank(resolution: int) -> str:
@@ -92,11 +105,13 @@ class FakeJobs:
             n = len(payload.images)
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
         elif record.task in (TaskName.TRANSFER, TaskName.NEUTRALIZE):
-            result = ImagesResult(**common, images=[payload.image])  # echo what was sent
+            result = ImagesResult(**common, images=[_as_png(payload.image)])  # echo what was sent
         elif record.task is TaskName.SAMPLE:
-            result = ImagesResult(**common, images=[payload.image] * payload.n, seed=payload.seed)
+            images = [_as_png(payload.image)] * payload.n
+            result = ImagesResult(**common, images=images, seed=payload.seed)
         elif record.task is TaskName.INTERPOLATE:
-            result = ImagesResult(**common, images=[payload.a] * (payload.steps - 1) + [payload.b])
+            images = [_as_png(payload.a)] * (payload.steps - 1) + [_as_png(payload.b)]
+            result = ImagesResult(**common, images=images)
         else:
             result = ImagesResult(**common, images=[_blank(32)] * len(payload.z))
         return JobState(job_id, record, "succeeded", result=result)

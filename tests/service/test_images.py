@@ -188,3 +188,10 @@ def test_decode_cost_reads_the_header_only():
     assert service_images.decode_cost(rgba, 32, BIG) == 3000 * 2000 * 9
     assert service_images.decode_cost(b"not an image", 32, BIG) == 0
     assert service_images.decode_cost(jpeg, 32, service_images.Limits(max_pixels=1000)) == 0
+
+
+@pytest.mark.parametrize("make", [images.jpeg_rotated, images.cmyk_jpeg, images.png])
+def test_the_raw_pixels_queued_are_those_of_the_clean_png(make):
+    data = make(6) if make is images.jpeg_rotated else make()
+    pixels = service_images.prepare_pixels(data, 32, LIMITS)
+    assert pixels == prepared(data).convert("RGB").tobytes()

@@ -1,4 +1,4 @@
-"""Payload decoding alone: PNG only, the model's size, clear messages."""
+"""Payload decoding alone: raw pixels or PNG only, the model's size, clear messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from contract.errors import InvalidPayload
-from contract.tasks import SampleRequest
+from contract.tasks import RAW_RGB_PREFIX, SampleRequest
 from worker import payload
 
 
@@ -106,3 +106,26 @@ def test_a_png_text_chunk_bomb_is_refused_holding_little_memory():
     finally:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
+
+
+def raw(a: np.ndarray) -> str:
+    return RAW_RGB_PREFIX + base64.b64encode(a.tobytes()).decode()
+
+
+def test_raw_pixels_are_taken_as_they_are_and_pngs_still_decoded():
+    a = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(payload.decode_image(raw(a), 32), a)
+    assert np.array_equal(payload.decode_image(payload.encode_png(a), 32), a)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (raw(np.zeros((16, 16, 3), np.uint8)), "raw pixels must be 32x32x3 bytes"),
+        (raw(np.zeros((32, 32, 4), np.uint8)), "raw pixels must be 32x32x3 bytes"),
+        (RAW_RGB_PREFIX + "!" * 4096, "not valid base64"),
+    ],
+)
+def test_raw_pixels_of_another_size_or_not_base64_are_refused(data, message):
+    with pytest.raises(InvalidPayload, match=message):
+        payload.decode_image(data, 32, "image")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 import redis
 from PIL import Image
 
 from contract.errors import InvalidPayload, UnknownModel
-from contract.tasks import RESULTS, TaskName
+from contract.tasks import RAW_RGB_PREFIX, RESULTS, TaskName
 from model.target_prior import TargetPrior
 from tests.utils.worker_process import read_workers
 from tests.worker.conftest import (
@@ -61,6 +63,18 @@ def test_transfer_round_trip(client, models):
     a, b = random_png(10), random_png(11)
     result = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, strength=0.5)
     assert_same_images(result["images"], [models["faces"].transfer(pil(a), pil(b), 0.5)])
+
+
+def test_transfer_takes_raw_pixels_as_the_api_sends_them(client, models):
+    a, b = random_png(12), random_png(13)
+    as_png = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b)
+    as_raw = run(client, TaskName.TRANSFER, model="faces", image=raw_rgb(a), attributes=raw_rgb(b))
+    assert as_raw["images"] == as_png["images"]
+
+
+def raw_rgb(png: str) -> str:
+    pixels = decode(png).astype(np.uint8).tobytes()
+    return RAW_RGB_PREFIX + base64.b64encode(pixels).decode()
 
 
 def test_sample_round_trip_uses_the_seed(client, models):

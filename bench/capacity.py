@@ -38,7 +38,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -71,7 +71,12 @@ class Figures:
     cores: int
     model: str
     idle_cores: dict[str, float]  # api, worker, redis: cores used with no load
-    cpu_ms: dict[str, float]  # per request at concurrency 16: api, worker_outside, redis, client
+    # CPU ms per request (api, worker_outside, redis; client and relay for the check) at the
+    # rates concurrency 1 and 16 reached: what a request costs changes with load (batches,
+    # amortised polls), so a load between them gets costs interpolated between them.
+    cpu_ms: dict[str, float]  # at concurrency 16
+    cpu_ms_c1: dict[str, float]
+    rates: tuple[float, float]  # requests/s at concurrency 1 and 16
     redis_ops: float  # Redis commands per request
     # The worker's forward passes (its device threads), CPU ms per request by the mean rows
     # per generate pass they ran at: concurrency 1 (one row) and 16.
@@ -79,6 +84,7 @@ class Figures:
     bare_best_rate: float  # bare model in the benchmark's process: transfers/s at its best batch
     bare_best_batch: int
     unloaded_ms: float  # POST /transfer mean latency at concurrency 1
+    redis_by_command: dict[str, float] = field(default_factory=dict)  # per request, concurrency 16
 
     def forward_at(self, load: float) -> float:
         """Forward CPU ms per transfer at `load` requests/s (the batch it forms)."""
@@ -100,6 +106,7 @@ class Run:
     cores: dict[str, float]  # api, worker, forward, redis, client, others
     redis_ops: float  # per request
     mean_rows: float  # rows per generate pass
+    redis_by_command: dict[str, float]  # per request
 
     @property
     def rate(self) -> float:
@@ -135,6 +142,12 @@ def redis_commands(client: redis.Redis) -> int:
     return int(client.info("stats")["total_commands_processed"])
 
 
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls so far by command (INFO commandstats)."""
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
 # --- driving the stack -------------------------------------------------------------------------
 
 
@@ -164,7 +177,7 @@ async def drive(stack, app: Celery, files, model: str, *, rate: float = 0.0,
         await asyncio.gather(*(one(http, i) for i in range(8)))  # warm the connections
         latencies.clear()
         passes0 = await asyncio.to_thread(device_passes, app)
-        ops0 = redis_commands(client_redis)
+        ops0, stats0 = redis_commands(client_redis), command_calls(client_redis)
         cpu0, t0 = cpu_now(stack), time.perf_counter()
         stop = t0 + seconds
         if rate:
@@ -187,14 +200,15 @@ async def drive(stack, app: Celery, files, model: str, *, rate: float = 0.0,
             await asyncio.gather(*(user(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - t0
         cpu1 = cpu_now(stack)
-        ops1 = redis_commands(client_redis)
+        ops1, stats1 = redis_commands(client_redis), command_calls(client_redis)
         passes = passes_between(passes0, await asyncio.to_thread(device_passes, app))
     client_redis.close()
     generate = passes.get("generate", {})
     rows = sum(r * n for r, n in generate.items()) / max(1, sum(generate.values()))
     cores = {k: (cpu1[k] - cpu0[k]) / elapsed for k in cpu0}
     n = max(1, len(latencies) + errors)
-    return Run(rate, elapsed, latencies, errors, cores, (ops1 - ops0) / n, rows)
+    by_command = {k: (v - stats0.get(k, 0)) / n for k, v in stats1.items() if v > stats0.get(k, 0)}
+    return Run(rate, elapsed, latencies, errors, cores, (ops1 - ops0) / n, rows, by_command)
 
 
 def measure(seconds: float, model: str) -> tuple[Figures, list[Run], dict]:
@@ -228,27 +242,29 @@ def measure(seconds: float, model: str) -> tuple[Figures, list[Run], dict]:
         print(f"POST /transfer at concurrency 1 and 16, {seconds:g} s each ...", flush=True)
         c1_run = run(concurrency=1, seconds=seconds)
         c16 = run(concurrency=16, seconds=seconds)
-        per = {k: v * 1000 / c16.rate for k, v in c16.cores.items()}
+
+        def costs(r: Run) -> dict[str, float]:
+            per = {k: (r.cores[k] - idle.get(k, 0.0)) * 1000 / r.rate for k in r.cores}
+            return {"api": per["api"], "worker_outside": per["worker"] - per["forward"],
+                    "redis": per["redis"], "client": per["client"], "relay": per["relay"]}  # fmt: skip
+
         figures = Figures(
             machine=machine(),
             cores=os.cpu_count() or 1,
             model=model,
             idle_cores=idle,
-            cpu_ms={
-                "api": per["api"] - idle["api"] * 1000 / c16.rate,
-                "worker_outside": per["worker"] - per["forward"] - idle["worker"] * 1000 / c16.rate,
-                "redis": per["redis"] - idle["redis"] * 1000 / c16.rate,
-                "client": per["client"],  # this machine's check only, as the relay
-                "relay": per["relay"],
-            },
+            cpu_ms=costs(c16),
+            cpu_ms_c1=costs(c1_run),
+            rates=(c1_run.rate, c16.rate),
             redis_ops=c16.redis_ops - idle_ops / c16.rate,
             forward_ms={
                 1: c1_run.cores["forward"] * 1000 / c1_run.rate,
-                max(2, round(c16.mean_rows)): per["forward"],
+                max(2, round(c16.mean_rows)): c16.cores["forward"] * 1000 / c16.rate,
             },
             bare_best_rate=bare.rates[bare.best_batch],
             bare_best_batch=bare.best_batch,
             unloaded_ms=c1_run.mean,
+            redis_by_command=c16.redis_by_command,
         )
         free = available_cores(figures, c16)
         saturation = saturating_load(figures, free)
@@ -266,9 +282,17 @@ def measure(seconds: float, model: str) -> tuple[Figures, list[Run], dict]:
 # --- the model ---------------------------------------------------------------------------------
 
 
+def costs_at(f: Figures, load: float) -> dict[str, float]:
+    """CPU ms per request at `load`: concurrency 1's below its rate, concurrency 16's above
+    its rate, linear in load between."""
+    (r1, r16), low, high = f.rates, f.cpu_ms_c1, f.cpu_ms
+    t = min(1.0, max(0.0, (load - r1) / (r16 - r1))) if r16 > r1 else 1.0
+    return {k: low.get(k, high[k]) + t * (high[k] - low.get(k, high[k])) for k in high}
+
+
 def stack_cores(f: Figures, load: float, *, client: bool = False) -> dict[str, float]:
     """Predicted cores of each process at `load` requests/s on one node holding them all."""
-    c = f.cpu_ms
+    c = costs_at(f, load)
     cores = {
         "api": f.idle_cores["api"] + load * c["api"] / 1000,
         "worker_outside": f.idle_cores["worker"] + load * c["worker_outside"] / 1000,
@@ -313,7 +337,7 @@ def utilisation_for(f: Figures, latency_ms: float | None) -> float:
 
 def plan(f: Figures, load: float, u: float, node_cores: int, gpu_rate: float | None) -> dict:
     """Processes, cores and nodes for `load` requests/s, each resource at utilisation `u`."""
-    c = f.cpu_ms
+    c = costs_at(f, load)
     api_cores = load * c["api"] / 1000 / u
     worker_cores = load * c["worker_outside"] / 1000 / u
     redis_share = (f.idle_cores["redis"] + load * c["redis"] / 1000) / u
@@ -339,15 +363,19 @@ def plan(f: Figures, load: float, u: float, node_cores: int, gpu_rate: float | N
 
 
 def print_figures(f: Figures) -> None:
-    c = f.cpu_ms
+    c, c1 = f.cpu_ms, f.cpu_ms_c1
     print(f"\nfigures ({f.model}; {f.machine}):")
-    print("| figure | value |\n| --- | --- |")
-    print(f"| API, CPU ms per request | {c['api']:.2f} |")
-    print(f"| worker outside the forward pass, CPU ms per request | {c['worker_outside']:.2f} |")
-    print(f"| Redis, CPU ms per request | {c['redis']:.2f} |")
+    print(f"| figure | concurrency 1 ({f.rates[0]:.1f} requests/s) / 16 ({f.rates[1]:.1f}) |")
+    print("| --- | --- |")
+    for key, name in [("api", "API"), ("worker_outside", "worker outside the forward pass"),
+                      ("redis", "Redis")]:  # fmt: skip
+        print(f"| {name}, CPU ms per request | {c1[key]:.2f} / {c[key]:.2f} |")
     print(f"| Redis commands per request | {f.redis_ops:.1f} |")
-    print(f"| load generator and `make serve`'s log relay (this machine only), CPU ms per "
-          f"request | {c['client']:.2f}, {c.get('relay', 0.0):.2f} |")  # fmt: skip
+    if f.redis_by_command:
+        top = sorted(f.redis_by_command.items(), key=lambda kv: -kv[1])[:8]
+        print("| of which, the most frequent | " + ", ".join(f"{k} {v:.1f}" for k, v in top) + " |")
+    print(f"| load generator, `make serve`'s log relay (this machine only), CPU ms per request "
+          f"| {c1['client']:.2f}, {c1['relay']:.2f} / {c['client']:.2f}, {c['relay']:.2f} |")  # fmt: skip
     idle = ", ".join(f"{k} {v:.3f}" for k, v in f.idle_cores.items())
     print(f"| cores used with no load | {idle} |")
     rows = max(f.forward_ms)

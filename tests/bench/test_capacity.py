@@ -11,6 +11,7 @@ import pytest
 from bench.capacity import (
     MAX_UTILISATION,
     Figures,
+    costs_at,
     latency,
     main,
     plan,
@@ -23,6 +24,8 @@ FIGURES = Figures(
     machine="test", cores=2, model="digits",
     idle_cores={"api": 0.01, "worker": 0.01, "redis": 0.0},
     cpu_ms={"api": 5.0, "worker_outside": 7.0, "redis": 1.0, "client": 4.0, "relay": 1.0},
+    cpu_ms_c1={"api": 6.0, "worker_outside": 9.0, "redis": 1.5, "client": 5.0, "relay": 1.0},
+    rates=(30.0, 60.0),
     redis_ops=25.0, forward_ms={1: 9.0, 8: 4.0}, bare_best_rate=400.0, bare_best_batch=32,
     unloaded_ms=36.0,
 )  # fmt: skip
@@ -39,6 +42,12 @@ def test_latency_is_the_unloaded_latency_stretched_by_processor_sharing():
     u = sum(stack_cores(FIGURES, load, client=True).values()) / 1.5
     assert latency(FIGURES, load, free=1.5) == pytest.approx(36.0 / (1 - u))
     assert latency(FIGURES, 0.0, free=1.5) == pytest.approx(36.0 / (1 - 0.02 / 1.5))
+
+
+def test_costs_move_from_concurrency_1s_to_16s_between_their_rates():
+    assert costs_at(FIGURES, 10.0)["api"] == 6.0
+    assert costs_at(FIGURES, 45.0)["worker_outside"] == pytest.approx(8.0)
+    assert costs_at(FIGURES, 1000.0)["redis"] == 1.0
 
 
 def test_forward_cost_falls_as_load_forms_larger_batches():

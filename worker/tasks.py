@@ -59,6 +59,14 @@ class Job(NamedTuple):
 _held = threading.local()
 
 
+class _Place(contextlib.ExitStack):
+    """A job's hold on the gate; `alone` for a job started before."""
+
+    def __init__(self, alone: bool = False) -> None:
+        super().__init__()
+        self.alone = alone
+
+
 class ModelTask(Task):
     """Admits the job (its place beside or apart from the others, deliveries, already
     finished?) and times it; unexpected errors become a JobError with a short message instead
@@ -71,14 +79,30 @@ class ModelTask(Task):
         job_id = self.request.id or "local"
         rt = get_runtime()
         _release_gate()  # a hold is left over only if a postrun signal was missed
-        started_before = rt.jobs.started_before(job_id)
-        held = contextlib.ExitStack()
-        held.enter_context(rt.jobs.gate(alone=started_before))
+        held = self._take_place(rt, job_id)
+        started_before = held.alone
         if self.request.called_directly:  # no worker, no stored result: a plain scope
             with held:
                 return self._admitted_run(rt, job_id, started_before, args, kwargs)
         _held.stack = held
         return self._admitted_run(rt, job_id, started_before, args, kwargs)
+
+    @staticmethod
+    def _take_place(rt, job_id: str) -> _Place:
+        """A place beside the other jobs, where a first start is counted (one round trip to
+        Redis); a job started before gives it up and waits to run alone."""
+        held = _Place()
+        held.enter_context(rt.jobs.gate(alone=False))
+        try:
+            first = rt.jobs.first_start(job_id)
+        except BaseException:
+            held.close()
+            raise
+        if not first:
+            held.close()
+            held = _Place(alone=True)
+            held.enter_context(rt.jobs.gate(alone=True))
+        return held
 
     def _admitted_run(self, rt, job_id: str, started_before: bool, args, kwargs):
         rt.jobs.admitted(job_id, started_before=started_before)

@@ -75,10 +75,13 @@ class JobTracker:
 
     # --- called by each task, in its own thread --------------------------------------------
 
-    def started_before(self, job_id: str) -> bool:
-        """Whether the job was started before: its worker died under it (or stored its result
-        and died before acknowledging it)."""
-        return self.redis.get(DELIVERIES_PREFIX + job_id) is not None
+    def first_start(self, job_id: str) -> bool:
+        """Counts this start if it is the job's first, in one command (SET NX), and says so;
+        False for a job started before (its worker died under it, or stored its result and
+        died before acknowledging it), which `admitted` counts once it runs alone. Called
+        with a place beside the others taken, so a first start is counted only once it runs."""
+        key = DELIVERIES_PREFIX + job_id
+        return bool(self.redis.set(key, 1, nx=True, ex=self.counter_ttl))
 
     def gate(self, *, alone: bool) -> contextlib.AbstractContextManager[None]:
         """The job's place in this process: alone for a job started before, else beside the
@@ -89,14 +92,16 @@ class JobTracker:
 
     def admitted(self, job_id: str, *, started_before: bool) -> int:
         """Inside the gate, before a job's run: skips it if already finished, fails it if
-        started too often. Returns this start's number (1 on the first). Only a job started
-        before can have a result (its counter outlives the result), so only its is read."""
+        started too often. Returns this start's number (1 on the first, which `first_start`
+        counted). Only a job started before can have a result (its counter outlives the
+        result), so only its is read."""
+        if not started_before:
+            return 1
         key = DELIVERIES_PREFIX + job_id
-        if started_before:
-            raw = self.redis.get(self.result_key(job_id))
-            if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
-                log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
-                raise Ignore()
+        raw = self.redis.get(self.result_key(job_id))
+        if raw is not None and json.loads(raw).get("status") in states.READY_STATES:
+            log.warning("job %s was redelivered after it finished; acknowledging it", job_id)
+            raise Ignore()
         n, _ = self.redis.pipeline().incr(key).expire(key, self.counter_ttl).execute()
         if n > self.max_deliveries:
             raise TooManyDeliveries(

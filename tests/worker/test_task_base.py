@@ -22,8 +22,8 @@ class FakeJobs:
     def __init__(self, events: list[str]):
         self.events = events
 
-    def started_before(self, job_id: str) -> bool:
-        return False
+    def first_start(self, job_id: str) -> bool:
+        return True
 
     @contextlib.contextmanager
     def gate(self, *, alone: bool):
@@ -105,3 +105,40 @@ def test_called_as_a_function_the_gate_is_a_plain_scope(app, events):
 
     assert direct() == 1
     assert events == ["gate taken", "ran", "gate released"]
+
+
+class StartedBefore(FakeJobs):
+    """A redelivered job: its first start was counted by the process that died under it."""
+
+    def first_start(self, job_id: str) -> bool:
+        self.events.append("counted? no")
+        return False
+
+    @contextlib.contextmanager
+    def gate(self, *, alone: bool):
+        self.events.append(f"gate taken{' alone' if alone else ''}")
+        try:
+            yield
+        finally:
+            self.events.append(f"gate released{' alone' if alone else ''}")
+
+    def admitted(self, job_id: str, *, started_before: bool) -> int:
+        self.events.append(f"admitted, started before: {started_before}")
+        return 2
+
+
+def test_a_job_started_before_gives_up_its_place_and_runs_alone(app, events, monkeypatch):
+    runtime = SimpleNamespace(jobs=StartedBefore(events))
+    monkeypatch.setattr(worker.tasks, "get_runtime", lambda: runtime)
+
+    @app.task(base=ModelTask, bind=True, name="base_test.again")
+    def again(self, job):
+        events.append("ran")
+        return 1
+
+    assert again.apply().get() == 1
+    assert events == [
+        "gate taken", "counted? no", "gate released",
+        "gate taken alone", "admitted, started before: True", "ran", "stored SUCCESS",
+        "gate released alone",
+    ]  # fmt: skip

@@ -116,7 +116,9 @@ def answers(http: httpx.Client, job_ids: list[str], timeout: float) -> dict[str,
     return done
 
 
-def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(model_dir, tmp_path):
+def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
+    model_dir, tmp_path, capsys
+):
     worker_settings = dict(WORKER, concurrency=2)
     api_settings = dict(API, redis_min_replicas=1, redis_replica_wait_s=0.5)
     with contextlib.ExitStack() as stack:
@@ -173,7 +175,7 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(mo
         during = sum(1 for s in log if s.status == 202 and killed < s.at < recovered)
         reasons = Counter(re.sub(r"[0-9a-f-]{36}", "<id>", json.loads(s.detail)["detail"])
                           for s in refused)  # fmt: skip
-        print(
+        report = (
             f"\n{waiting} accepted jobs waiting in the queue when the primary was killed"
             f"\nfailover: primary killed -> replica promoted in {promoted - killed:.1f} s "
             f"-> a job accepted again in {recovered - killed:.1f} s (the old primary back as "
@@ -184,7 +186,9 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(mo
             f"{len(refused)} ({len(queued_refused)} after queueing, of which {ran_refused} ran)"
         )
         for reason, n in reasons.most_common():
-            print(f"  {n:4d} x {reason if len(reason) < 90 else reason[:87] + '...'}")
+            report += f"\n  {n:4d} x {reason if len(reason) < 90 else reason[:87] + '...'}"
+        with capsys.disabled():  # shown in every run, CI's included, not only with -s
+            print(report)
         # A result and an acknowledgement the old primary took but had not replicated are
         # gone with it: the job is handed out again and runs twice, and is answered once.
         assert len(twice) <= worker_settings["concurrency"], twice

@@ -6,11 +6,14 @@ Printed:
 - real faces that ship in scikit-image: the 100 faces of lfw_subset (found) and its 100 other
   patches (false detections); the astronaut (alignment error against eyes marked by hand);
 - rendered faces placed into 640x480 scenes at known positions, sizes (90-180 px) and in-plane
-  rotations (+-12 degrees), two per scene: detection rate, false positives, and the alignment
+  rotations (up to 0, 12, 20 and 30 degrees; for 30 also with the tilted passes always on),
+  two per scene: detection rate, false positives, and the alignment
   error (the true eyes mapped through the estimated transform, their distance from the
   targets, as a fraction of the target eye distance);
 - a 12-megapixel JPEG (4000x3000, the astronaut's face about 600 px wide): seconds to decode
   it, to find its faces, to align the largest at 32x32, and to paste an edited crop back.
+
+--dump PATH writes the compared images instead, for bench/face_photos_mediapipe.py.
 
 --compare also measures the candidate detectors on the same faces (docs/photos.md): OpenCV's
 Haar cascades and scikit-image's LBP cascade, each on the same downscaled, contrast-equalised
@@ -32,7 +35,15 @@ import numpy as np
 from PIL import Image
 
 from photos import align_face, detect_faces, load_photo, paste_back
-from photos.detect import DETECT_MAX_SIDE, MIN_FACE, _cascade_path, _contrast, to_grey
+from photos.detect import (
+    ANGLES,
+    DETECT_MAX_SIDE,
+    FALLBACK_ANGLES,
+    MIN_FACE,
+    _cascade_path,
+    _contrast,
+    to_grey,
+)
 from tests.utils.face_scenes import (
     ASTRONAUT_EYES,
     astronaut,
@@ -54,14 +65,18 @@ def quality(scenes: int, seed: int) -> None:
         f"astronaut: alignment error {eye_error(face, ASTRONAUT_EYES):.3f} of the eye distance "
         f"(eyes by cascade: {face.eyes_found})"
     )
-    for rotation in (0.0, 12.0, 20.0):
+    settings = [(0.0, ANGLES), (12.0, ANGLES), (20.0, ANGLES), (30.0, ANGLES)]
+    settings.append((30.0, (*ANGLES, *FALLBACK_ANGLES)))
+    for rotation, angles in settings:
         generated = synthetic_scenes(scenes, seed=seed, faces=2, max_rotation=rotation)
         start = time.perf_counter()
-        measured = measure_scenes(generated)
+        found = [detect_faces(scene.image, angles=angles) for scene in generated]
         per_scene = (time.perf_counter() - start) / len(generated)
+        measured = measure_scenes(generated, found)
+        passes = "/".join(f"{a:g}" for a in angles)
         print(
-            f"rendered faces, rotation up to +-{rotation:.0f} deg: {measured.summary()}; "
-            f"{per_scene * 1000:.0f} ms per 640x480 scene"
+            f"rendered faces, rotation up to +-{rotation:.0f} deg, passes {passes}: "
+            f"{measured.summary()}; {per_scene * 1000:.0f} ms per 640x480 scene"
         )
 
 
@@ -201,13 +216,36 @@ def compare(scenes: int, seed: int) -> None:
         )
 
 
+def dump(path: Path, scenes: int, seed: int) -> None:
+    faces, others = lfw_subset()
+    generated = synthetic_scenes(scenes, seed=seed, faces=2)
+    np.savez(
+        path,
+        lfw=faces,
+        others=others,
+        scenes=np.stack([s.image for s in generated]),
+        eyes=np.stack([s.eyes for s in generated]),
+        astro=astronaut(),
+        astro_eyes=ASTRONAUT_EYES,
+    )
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=40, help="synthetic scenes per setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs on the 12 Mpx JPEG")
     parser.add_argument("--compare", action="store_true", help="also compare the detectors")
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="only write the compared images to this .npz (for bench/face_photos_mediapipe.py)",
+    )
     args = parser.parse_args()
+    if args.dump:
+        dump(args.dump, args.scenes, args.seed)
+        return
     quality(args.scenes, args.seed)
     twelve_megapixels(args.repeats)
     if args.compare:

@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 
 from photos.detect import Face
+from photos.geometry import sample
 
 TIGHT_ZOOM = 1.8  # training/data/faces/render.py TIGHT_ZOOM: brows to chin
 MEAN_EYE_HALF_SPACING = 0.12  # renderer: 0.10 + 0.04 * eye_spacing, eye_spacing ~ U[0, 1]
 EYE_RAISE = 0.03  # renderer: HEAD_Y - EYE_Y, the eyes above the centre of the zoom
-MAX_SUPERSAMPLE = 16  # crop pixels are the mean of up to 16 x 16 bilinear samples
 
 
 @dataclass(frozen=True)
@@ -73,25 +73,10 @@ def face_matrix(face: Face, resolution: int, zoom: float = TIGHT_ZOOM) -> np.nda
 
 
 def warp(photo: np.ndarray, matrix: np.ndarray, resolution: int) -> np.ndarray:
-    """(R, R, 3) uint8 crop of `photo` through `matrix`, anti-aliased: when the crop is smaller
-    than the face in the photo, it is warped at k times the resolution and box-reduced by k."""
-    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))  # crop pixels per photo pixel
-    k = int(min(MAX_SUPERSAMPLE, max(1, math.ceil(1.0 / scale))))
-    # Supersampled pixel v <-> crop pixel c: v = k c + (k - 1) / 2.
-    big = np.array(matrix, np.float64) * k
-    big[:, 2] += (k - 1) / 2
-    size = resolution * k
-    warped = cv2.warpAffine(
-        np.ascontiguousarray(photo),
-        big,
-        (size, size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    if k == 1:
-        return warped
-    reduced = warped.reshape(resolution, k, resolution, k, -1).mean(axis=(1, 3))
-    return np.clip(np.rint(reduced), 0, 255).astype(np.uint8)
+    """(R, R, 3) uint8 crop of `photo` through `matrix`, anti-aliased: where the face is larger
+    in the photo than in the crop, the part of the photo the crop reads is first shrunk by area
+    averaging (to about one photo pixel per crop pixel), then resampled bilinearly."""
+    return sample(np.ascontiguousarray(photo), invert(matrix), (resolution, resolution))
 
 
 def align_face(photo: np.ndarray, face: Face, resolution: int, zoom: float = TIGHT_ZOOM) -> Aligned:

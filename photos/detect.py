@@ -3,9 +3,9 @@ opencv-python-headless wheel (cv2/data/): nothing is downloaded at run time.
 
 Faces are found on a copy of the photo downscaled to at most DETECT_MAX_SIDE pixels on its longer
 side, so a 12-megapixel photo costs what a 0.5-megapixel one does; eyes are then looked for in
-each face's upper half, cut from the full-resolution photo and resized to EYE_ROI_WIDTH pixels.
-Where the eye cascade finds no plausible pair, the eyes are placed where they lie on average in
-the detector's box (rotation 0), and the face says so (`eyes_found=False`).
+each face's upper 65%, cut from the full-resolution photo and resampled to EYE_ROI_WIDTH pixels
+across. Where the eye cascade finds no plausible pair, the eyes are placed where they lie on
+average in the detector's box, and the face says so (`eyes_found=False`).
 
 Coordinates are OpenCV's: (x, y) in pixels of the full photo, pixel centres at integers.
 """
@@ -15,11 +15,16 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import itertools
+import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+
+from photos.geometry import compose, sample
 
 DETECT_MAX_SIDE = 800  # faces smaller than 24 / 800 = 3% of the longer side are not found
 MIN_FACE = 24  # the cascade's window
@@ -27,6 +32,12 @@ EYE_ROI_WIDTH = 160  # pixels across the face box when looking for eyes
 # Where the eyes lie in the face cascade's box, (x, y) as fractions of its side: the mean of the
 # eye-cascade pairs on the 77 of scikit-image's lfw_subset faces where both eyes were found.
 BOX_EYES = ((0.296, 0.388), (0.660, 0.374))
+# The passes of the face cascade, in degrees of tilt. One pass finds faces within about +-15
+# degrees of its angle. The tilted passes run only where the upright one finds no face: on
+# scenes with faces tilted up to +-30 degrees, running them always finds 75% of the faces where
+# the upright pass finds 62%, in 2-3 times the time and with more false detections.
+ANGLES: tuple[float, ...] = (0.0,)
+FALLBACK_ANGLES: tuple[float, ...] = (-25.0, 25.0)
 FACE_CASCADE = "haarcascade_frontalface_alt2.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
 
@@ -40,14 +51,12 @@ class Face:
     """One face in a photo: its box and eye centres in full-photo pixels (eyes as seen, `left` is
     the one with the smaller x)."""
 
-    box: tuple[float, float, float, float]  # x, y, width, height
+    box: tuple[float, float, float, float]  # x, y, width, height (holds a tilted face's box)
     left_eye: tuple[float, float]
     right_eye: tuple[float, float]
     eyes_found: bool  # False: eyes placed from the box (BOX_EYES), not detected
-
-    @property
-    def area(self) -> float:
-        return self.box[2] * self.box[3]
+    area: float = 0.0  # of the detector's square, which is tilted by `angle`
+    angle: float = 0.0  # degrees the face is tilted, counter-clockwise as shown: its pass's
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, rounded to 0.1 pixel."""
@@ -56,6 +65,7 @@ class Face:
             "left_eye": [round(float(v), 1) for v in self.left_eye],
             "right_eye": [round(float(v), 1) for v in self.right_eye],
             "eyes_found": self.eyes_found,
+            "angle": self.angle,
         }
 
 
@@ -99,36 +109,66 @@ def _contrast(grey: np.ndarray) -> np.ndarray:
 
 
 def detect_faces(
-    image: np.ndarray, *, max_side: int = DETECT_MAX_SIDE, min_neighbours: int = 3
+    image: np.ndarray,
+    *,
+    max_side: int = DETECT_MAX_SIDE,
+    min_neighbours: int = 3,
+    angles: tuple[float, ...] = ANGLES,
+    fallback_angles: tuple[float, ...] = FALLBACK_ANGLES,
 ) -> list[Face]:
-    """Every face in an (H, W, 3) RGB uint8 photo, largest first; [] when there is none."""
+    """Every face in an (H, W, 3) RGB uint8 photo, largest first; [] when there is none. Each
+    angle in `angles` is one pass of the cascade for faces tilted by about that many degrees
+    (counter-clockwise as shown; a pass finds faces within about +-15 degrees of its angle);
+    the `fallback_angles` passes run when those find no face."""
     grey = to_grey(image)
     h, w = grey.shape
     scale = min(1.0, max_side / max(h, w))
     small = grey
     if scale < 1.0:
         small = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    small = _contrast(small)
     face_cascade, _ = _cascades()
-    boxes = face_cascade.detectMultiScale(
-        _contrast(small),
-        scaleFactor=1.1,
-        minNeighbors=min_neighbours,
-        minSize=(MIN_FACE, MIN_FACE),
-    )
-    faces = []
-    for bx, by, bw, bh in np.asarray(boxes, np.float64).reshape(-1, 4):
-        # (x, y) of the small image's pixel centre u is (u + 0.5) / scale - 0.5 in the photo.
-        box = (
-            float((bx + 0.5) / scale - 0.5),
-            float((by + 0.5) / scale - 0.5),
-            float(bw / scale),
-            float(bh / scale),
+    frames: list[tuple[float, float, float, float]] = []  # centre x, y, side (pixels), tilt
+    for angle in _passes(angles, fallback_angles, frames):
+        turned, back = _turned(small, -angle)
+        boxes = face_cascade.detectMultiScale(
+            turned, scaleFactor=1.1, minNeighbors=min_neighbours, minSize=(MIN_FACE, MIN_FACE)
         )
-        faces.append(_with_eyes(grey, box))
+        for bx, by, bw, _ in np.asarray(boxes, np.float64).reshape(-1, 4):
+            cx, cy = back @ np.array([bx + bw / 2 - 0.5, by + bw / 2 - 0.5, 1.0])
+            # The small image's pixel u is photo pixel (u + 0.5) / scale - 0.5.
+            centre = ((cx + 0.5) / scale - 0.5, (cy + 0.5) / scale - 0.5)
+            side = bw / scale
+            # The same face seen by two passes: keep the first (the passes come in order).
+            if all(math.dist(centre, f[:2]) > 0.5 * max(side, f[2]) for f in frames):
+                frames.append((float(centre[0]), float(centre[1]), float(side), float(angle)))
+    faces = [_with_eyes(grey, frame) for frame in frames]
     return sorted(faces, key=lambda f: -f.area)
 
 
-def largest_face(image: np.ndarray, **kwargs: int) -> Face:
+def _passes(
+    angles: tuple[float, ...], fallback: tuple[float, ...], frames: list
+) -> Iterator[float]:
+    yield from angles
+    if not frames:
+        yield from fallback
+
+
+def _turned(grey: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned by `angle` degrees (counter-clockwise as shown, on a canvas that holds
+    all of it) and the (2, 3) map from its pixels back to the image's."""
+    if angle == 0:
+        return grey, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    h, w = grey.shape
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    out_w, out_h = round(w * c + h * s), round(w * s + h * c)
+    forward = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+    forward[:, 2] += ((out_w - 1) / 2 - (w - 1) / 2, (out_h - 1) / 2 - (h - 1) / 2)
+    turned = cv2.warpAffine(grey, forward, (out_w, out_h), borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(forward)
+
+
+def largest_face(image: np.ndarray, **kwargs: Any) -> Face:
     """The largest face, or NoFaceError."""
     return select_face(detect_faces(image, **kwargs))
 
@@ -163,31 +203,39 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
-def _with_eyes(grey: np.ndarray, box: tuple[float, float, float, float]) -> Face:
-    x, y, side, _ = box
-    pair = _find_eyes(grey, box)
-    if pair is None:
-        (lx, ly), (rx, ry) = BOX_EYES
-        return Face(box, (x + lx * side, y + ly * side), (x + rx * side, y + ry * side), False)
-    return Face(box, pair[0], pair[1], True)
+def _frame_map(frame: tuple[float, float, float, float]) -> np.ndarray:
+    """(2, 3): face-frame coordinates (u, v), fractions of the face's upright box (0..1 across,
+    0..1 down), to photo pixels."""
+    cx, cy, side, tilt = frame
+    rad = math.radians(tilt)
+    cos, sin = math.cos(rad) * side, math.sin(rad) * side
+    linear = np.array([[cos, sin], [-sin, cos]])  # a turn as cv2.getRotationMatrix2D's
+    return np.hstack([linear, (np.array([cx, cy]) - linear @ np.array([0.5, 0.5]))[:, None]])
+
+
+def _with_eyes(grey: np.ndarray, frame: tuple[float, float, float, float]) -> Face:
+    to_photo = _frame_map(frame)
+    corners = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float64) @ to_photo[:, :2].T
+    corners += to_photo[:, 2]
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+    pair = _find_eyes(grey, to_photo)
+    found = pair is not None
+    eyes = np.array(pair if pair is not None else BOX_EYES, np.float64)
+    (lx, ly), (rx, ry) = eyes @ to_photo[:, :2].T + to_photo[:, 2]
+    return Face(box, (float(lx), float(ly)), (float(rx), float(ry)), found, frame[2] ** 2, frame[3])
 
 
 def _find_eyes(
-    grey: np.ndarray, box: tuple[float, float, float, float]
+    grey: np.ndarray, to_photo: np.ndarray
 ) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The most plausible pair of eye-cascade hits in the face's upper part, in photo pixels."""
-    x, y, side, _ = box
-    f = EYE_ROI_WIDTH / side  # ROI pixels per photo pixel
-    # The ROI: the box's width, from its top to 65% of its height, resampled so the box is
-    # EYE_ROI_WIDTH wide; photo point p maps to f * (p - origin).
-    origin = (x, y)
+    """The most plausible pair of eye-cascade hits in the face's upper part, in face-frame
+    coordinates (see _frame_map)."""
+    # The ROI: the face's upper 65%, EYE_ROI_WIDTH pixels across; ROI pixel r is frame point
+    # (r + 0.5) / EYE_ROI_WIDTH.
     roi_size = (EYE_ROI_WIDTH, round(0.65 * EYE_ROI_WIDTH))
-    to_roi = np.array([[f, 0.0, -f * origin[0]], [0.0, f, -f * origin[1]]])
-    flags = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-    if f < 1:  # INTER_AREA does not apply to warps: shrink with resize first
-        roi = _crop_resize(grey, origin, side, f, roi_size)
-    else:
-        roi = cv2.warpAffine(grey, to_roi, roi_size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    to_frame = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]) / EYE_ROI_WIDTH
+    roi = sample(grey, compose(to_photo, to_frame), roi_size)
     _, eye_cascade = _cascades()
     hits = eye_cascade.detectMultiScale(
         cv2.equalizeHist(roi),
@@ -197,11 +245,7 @@ def _find_eyes(
         maxSize=(round(0.35 * EYE_ROI_WIDTH),) * 2,
     )
     centres = [
-        (
-            (ex + ew / 2 - 0.5) / EYE_ROI_WIDTH,
-            (ey + eh / 2 - 0.5) / EYE_ROI_WIDTH,
-            ew / EYE_ROI_WIDTH,
-        )
+        ((ex + ew / 2) / EYE_ROI_WIDTH, (ey + eh / 2) / EYE_ROI_WIDTH, ew / EYE_ROI_WIDTH)
         for ex, ey, ew, eh in np.asarray(hits, np.float64).reshape(-1, 4)
     ]
     best, best_cost = None, np.inf
@@ -217,53 +261,4 @@ def _find_eyes(
             best, best_cost = (a, b), cost
     if best is None:
         return None
-    a, b = best
-    return (
-        (float(x + a[0] * side), float(y + a[1] * side)),
-        (float(x + b[0] * side), float(y + b[1] * side)),
-    )
-
-
-def _crop_resize(
-    grey: np.ndarray,
-    origin: tuple[float, float],
-    side: float,
-    f: float,
-    roi_size: tuple[int, int],
-) -> np.ndarray:
-    """The ROI of _find_eyes by an integer crop and an area resize (for large faces)."""
-    h, w = grey.shape
-    x0, y0 = int(np.floor(origin[0])), int(np.floor(origin[1]))
-    x1 = int(np.ceil(origin[0] + roi_size[0] / f)) + 1
-    y1 = int(np.ceil(origin[1] + roi_size[1] / f)) + 1
-    padded = cv2.copyMakeBorder(
-        grey[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)],
-        max(-y0, 0),
-        max(y1 - h, 0),
-        max(-x0, 0),
-        max(x1 - w, 0),
-        cv2.BORDER_REPLICATE,
-    )
-    # Resize the integer crop to f per pixel, then shift by the sub-pixel remainder.
-    shrunk = cv2.resize(
-        padded,
-        (round(padded.shape[1] * f), round(padded.shape[0] * f)),
-        interpolation=cv2.INTER_AREA,
-    )
-    fx = shrunk.shape[1] / padded.shape[1]
-    fy = shrunk.shape[0] / padded.shape[0]
-    # shrunk pixel u <-> padded pixel (u + 0.5) / fx - 0.5; ROI pixel r <-> photo origin + r / f.
-    # ROI r = f * (p - origin); shrunk u = fx * (p - x0 + 0.5) - 0.5.
-    shift = np.array(
-        [
-            [fx / f, 0.0, fx * (origin[0] - x0 + 0.5) - 0.5],
-            [0.0, fy / f, fy * (origin[1] - y0 + 0.5) - 0.5],
-        ]
-    )
-    return cv2.warpAffine(
-        shrunk,
-        shift,
-        roi_size,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    return (best[0][0], best[0][1]), (best[1][0], best[1][1])

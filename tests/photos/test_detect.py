@@ -3,6 +3,8 @@ faces placed into scenes at known positions, sizes and rotations."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from tests.utils.face_scenes import (
 )
 
 
-def test_the_astronauts_face_and_eyes_are_found_within_4_percent_of_the_eye_distance(
+def test_the_astronauts_face_and_eyes_are_found_within_5_percent_of_the_eye_distance(
     astronaut_photo,
 ):
     faces = detect_faces(astronaut_photo)
@@ -26,7 +28,7 @@ def test_the_astronauts_face_and_eyes_are_found_within_4_percent_of_the_eye_dist
     x, y, w, h = face.box
     assert face.eyes_found
     assert all(x <= ex <= x + w and y <= ey <= y + h for ex, ey in ASTRONAUT_EYES)
-    assert eye_error(face, ASTRONAUT_EYES) < 0.04
+    assert eye_error(face, ASTRONAUT_EYES) < 0.045  # measured .032
 
 
 def test_lfw_faces_are_found_and_the_other_patches_are_not():
@@ -40,10 +42,10 @@ def test_lfw_faces_are_found_and_the_other_patches_are_not():
 def test_rendered_faces_in_scenes_are_found_and_aligned_to_a_few_percent(scenes, detections):
     m = measure_scenes(scenes, detections)
     assert m.faces == 32
-    assert m.rate >= 0.6, m.summary()  # measured 75% on 60 such faces
+    assert m.rate >= 0.6, m.summary()  # measured 72% (74% on 80 such faces)
     assert m.false_positives <= 2, m.summary()
-    assert np.median(m.errors) < 0.06, m.summary()  # measured .033
-    assert np.quantile(m.errors, 0.9) < 0.12, m.summary()  # measured .065
+    assert np.median(m.errors) < 0.06, m.summary()  # measured .037
+    assert np.quantile(m.errors, 0.9) < 0.12, m.summary()  # measured .080
 
 
 def test_several_faces_are_all_returned_largest_first(detections):
@@ -86,7 +88,7 @@ def test_a_12_megapixel_photo_is_searched_on_a_downscaled_copy(astronaut_photo, 
 
 def test_faces_report_json_ready_boxes(astronaut_photo):
     record = largest_face(astronaut_photo).to_dict()
-    assert set(record) == {"box", "left_eye", "right_eye", "eyes_found"}
+    assert set(record) == {"box", "left_eye", "right_eye", "eyes_found", "angle"}
     assert all(isinstance(v, float) for v in record["box"])
 
 
@@ -102,3 +104,15 @@ def test_another_face_is_chosen_by_index_or_by_box(detections):
         select_face(faces, box=(-100.0, -100.0, 10.0, 10.0))
     with pytest.raises(NoFaceError):
         select_face([])
+
+
+@pytest.mark.parametrize("degrees", [-30.0, 30.0])
+def test_a_tilted_face_is_found_by_a_tilted_pass(astronaut_photo, degrees):
+    turn = cv2.getRotationMatrix2D((255.5, 255.5), degrees, 1.0)
+    tilted = cv2.warpAffine(astronaut_photo, turn, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    true = ASTRONAUT_EYES @ turn[:, :2].T + turn[:, 2]
+    assert detect_faces(tilted, fallback_angles=()) == []  # the upright pass misses it
+    faces = detect_faces(tilted)  # the tilted passes, as nothing else was found
+    assert len(faces) == 1 and faces[0].angle == math.copysign(25.0, degrees)
+    assert eye_error(faces[0], true) < 0.05
+    assert detect_faces(tilted, angles=(0.0, -25.0, 25.0), fallback_angles=()) == faces

@@ -2,11 +2,15 @@
 /models and /readyz.
 
 Each worker process writes one JSON document under `worker_key(worker_id)` with a TTL and
-refreshes it while it runs; a key that expires means a worker that is gone. Readers SCAN for
-`worker_pattern()`, MGET the keys and hand the values to `parse_workers`:
+refreshes it while it runs; a key that expires means a worker that is gone. Its id is also in
+the sorted set INDEX_KEY (scored by heartbeat time), so that a reader asks for the workers in
+two commands, however many other keys (results, one per job) Redis holds; a SCAN of the
+keyspace would grow with them. Readers hand the values to `parse_workers`, and may drop the
+ids whose key has expired (`gone`):
 
-    keys = list(client.scan_iter(match=worker_pattern(), count=100))
-    workers = parse_workers(client.mget(keys) if keys else [])
+    ids = registry_ids(client.zrange(INDEX_KEY, 0, -1))
+    values = client.mget([worker_key(i) for i in ids]) if ids else []
+    workers = parse_workers(values)
 """
 
 from __future__ import annotations
@@ -23,14 +27,36 @@ HEARTBEAT_SECONDS = 5
 TTL_SECONDS = 3 * HEARTBEAT_SECONDS
 
 
+INDEX_KEY = "srbvae:workers"  # sorted set: worker id -> its last heartbeat (Unix time)
+
+
 def worker_key(worker_id: str) -> str:
     return f"{KEY_PREFIX}{worker_id}"
 
 
-def worker_pattern(name: str = "*") -> str:
-    """The SCAN pattern of every process of the worker `name` (every worker by default):
-    worker ids are `<name>.<pid>`."""
-    return f"{KEY_PREFIX}*" if name == "*" else f"{KEY_PREFIX}{name}.*"
+def announce(pipe, info: WorkerInfo) -> None:
+    """Queues the writes of one heartbeat on a (transactional) pipeline: the entry, its place
+    in the index, and the index's own expiry (it outlives the last worker by one TTL)."""
+    pipe.set(worker_key(info.worker_id), info.model_dump_json(), ex=TTL_SECONDS)
+    pipe.zadd(INDEX_KEY, {info.worker_id: info.heartbeat_at})
+    pipe.expire(INDEX_KEY, TTL_SECONDS)
+
+
+def withdraw(pipe, worker_id: str) -> None:
+    pipe.delete(worker_key(worker_id))
+    pipe.zrem(INDEX_KEY, worker_id)
+
+
+def registry_ids(members: Iterable[bytes | str], name: str = "*") -> list[str]:
+    """The index's members as worker ids: all, or those of the worker `name` (ids are
+    `<name>.<pid>`)."""
+    ids = [m.decode() if isinstance(m, bytes) else m for m in members]
+    return ids if name == "*" else [i for i in ids if i.startswith(f"{name}.")]
+
+
+def gone(ids: list[str], values: Iterable[bytes | str | None]) -> list[str]:
+    """The ids whose entry has expired (MGET gave None): to be removed from the index."""
+    return [i for i, raw in zip(ids, values, strict=True) if raw is None]
 
 
 class ModelInfo(BaseModel):

@@ -10,14 +10,16 @@ import socket
 import sys
 
 from contract.redis_url import sync_client
-from contract.registry import parse_workers, worker_pattern
+from contract.registry import INDEX_KEY, parse_workers, registry_ids, worker_key
 
 name = os.environ.get("SRBVAE_WORKER_NAME") or socket.gethostname()
 url = os.environ.get("SRBVAE_WORKER_REDIS_URL", "redis://127.0.0.1:6379/0")
 master = os.environ.get("SRBVAE_WORKER_REDIS_MASTER_NAME", "srbvae")
 client = sync_client(url, master, socket_timeout=3, socket_connect_timeout=3)
-keys = list(client.scan_iter(match=worker_pattern(name), count=100))
-if any(w.consuming for w in parse_workers(client.mget(keys) if keys else [])):
+ids = registry_ids(client.zrange(INDEX_KEY, 0, -1), name)
+if any(
+    w.consuming for w in parse_workers(client.mget([worker_key(i) for i in ids]) if ids else [])
+):
     sys.exit(0)
 print(f"no consuming worker {name}.* in the registry at {url.split('@')[-1]}", file=sys.stderr)
 sys.exit(1)

@@ -21,7 +21,7 @@ from redis.retry import Retry
 
 from contract.errors import UnknownModel
 from contract.redis_url import sync_client
-from contract.registry import HEARTBEAT_SECONDS, TTL_SECONDS, ModelInfo, WorkerInfo, worker_key
+from contract.registry import HEARTBEAT_SECONDS, ModelInfo, WorkerInfo, announce, withdraw
 from contract.tasks import QUEUE
 from model import CheckpointError, ReferenceVAE, load_model
 from model.checkpoint import manifest_method
@@ -147,9 +147,9 @@ class Announcer:
         self.info.heartbeat_at = time.time()
         self.info.consuming = self.consuming()
         try:
-            self.redis.set(
-                worker_key(self.info.worker_id), self.info.model_dump_json(), ex=TTL_SECONDS
-            )
+            pipe = self.redis.pipeline()  # MULTI: the entry and its index entry together
+            announce(pipe, self.info)
+            pipe.execute()
         except Exception as exc:  # noqa: BLE001 - Redis may be restarting; keep beating
             if self._healthy:
                 log.warning("cannot announce worker in Redis: %s", exc)
@@ -162,7 +162,9 @@ class Announcer:
     def stop(self) -> None:
         self._stop.set()
         try:
-            self.redis.delete(worker_key(self.info.worker_id))
+            pipe = self.redis.pipeline()
+            withdraw(pipe, self.info.worker_id)
+            pipe.execute()
         except Exception as exc:  # noqa: BLE001 - the key expires on its own
             log.warning("cannot withdraw worker from Redis: %s", exc)
 

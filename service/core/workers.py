@@ -4,10 +4,19 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from redis.asyncio import Redis
 
-from contract.registry import ModelInfo, WorkerInfo, parse_workers, worker_pattern
+from contract.registry import (
+    INDEX_KEY,
+    ModelInfo,
+    WorkerInfo,
+    gone,
+    parse_workers,
+    registry_ids,
+    worker_key,
+)
 from service.core.errors import ApiError, Unavailable, redis_errors
 
 
@@ -24,8 +33,12 @@ class LiveWorkers:
         if self._cached is not None and now - self._cached[0] < self.cache_s:
             return self._cached[1]
         async with redis_errors(self.retry_after_s):
-            keys = [k async for k in self.redis.scan_iter(match=worker_pattern(), count=100)]
-            workers = parse_workers(await self.redis.mget(keys) if keys else [])
+            # redis-py types replies as bytes | str (for decode_responses=True); this client leaves it off.
+            ids = registry_ids(cast(list[bytes], await self.redis.zrange(INDEX_KEY, 0, -1)))
+            values = await self.redis.mget([worker_key(i) for i in ids]) if ids else []
+            if expired := gone(ids, values):
+                await self.redis.zrem(INDEX_KEY, *expired)
+            workers = parse_workers(values)
         self._cached = (now, workers)
         return workers
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from contract.registry import WorkerInfo, worker_key
+from contract.registry import WorkerInfo, announce
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, GenerateRequest, TaskName
 from service.core.connections import Connections
 from service.main import create_app
@@ -32,7 +32,9 @@ def announce_worker(url: str) -> None:
     now = time.time()
     info = WorkerInfo(worker_id="fake.1", hostname="test", pid=1, device="cpu",
                       models={"digits": model_info()}, started_at=now, heartbeat_at=now)  # fmt: skip
-    redis.Redis.from_url(url).set(worker_key(info.worker_id), info.model_dump_json(), ex=30)
+    pipe = redis.Redis.from_url(url).pipeline()
+    announce(pipe, info)
+    pipe.execute()
 
 
 def test_redis_down_is_503_with_retry_after_quickly(png):

@@ -42,7 +42,7 @@ from kombu import Queue
 
 import contract.errors  # noqa: F401 - results rebuild its exceptions by module name
 from contract.redis_url import sync_client
-from contract.registry import WorkerInfo, parse_workers, worker_pattern
+from contract.registry import INDEX_KEY, WorkerInfo, parse_workers, registry_ids, worker_key
 from contract.tasks import QUEUE
 from scripts.processes import Child, pid_alive, worker_argv
 
@@ -141,8 +141,8 @@ def running_worker(
 
 def read_workers(client: redis.Redis, name: str = "*") -> list[WorkerInfo]:
     """The registry's live entries (of the worker `name`'s processes, or of every worker)."""
-    keys = list(client.scan_iter(match=worker_pattern(name), count=100))
-    return parse_workers(client.mget(keys) if keys else [])
+    ids = registry_ids(client.zrange(INDEX_KEY, 0, -1), name)
+    return parse_workers(client.mget([worker_key(i) for i in ids]) if ids else [])
 
 
 def celery_client(redis_url: str) -> Celery:

@@ -15,9 +15,10 @@ figures the benchmarks measure, checked against a measured run on this machine.
 2. The model. A process's cores at load L requests/s: its idle share plus L times its CPU per
    request; the forward pass's CPU per request is interpolated (in log rows) at the batch the
    device thread forms, 1 + L * (batch wait + one-row pass) rows on average. A node's cores are
-   shared by its processes as one processor-sharing server: at utilisation u the mean latency
-   is the unloaded one / (1 - u) (M/G/1-PS), so a target T allows u = 1 - unloaded / T (at
-   most MAX_UTILISATION). Redis runs commands on one core: its share is what one Redis allows.
+   one processor-sharing server for every process on it: at a busy fraction u of them (other
+   processes' share included) the mean latency is the unloaded one / (1 - u) (M/G/1-PS), so a
+   target T allows u = 1 - unloaded / T (at most MAX_UTILISATION). Redis runs commands on one
+   core: its share is what one Redis allows.
 3. The check: open-loop load (Poisson arrivals) at 30% and 60% of the rate at which the model
    says the stack and the load generator would use every core that other processes (not
    niced ones) leave; predicted against measured cores and mean latency at each.
@@ -323,8 +324,10 @@ def saturating_load(f: Figures, free: float) -> float:
 
 
 def latency(f: Figures, load: float, free: float) -> float:
-    """Predicted mean latency (ms) on this machine: processor sharing of the free cores."""
-    u = sum(stack_cores(f, load, client=True).values()) / free
+    """Predicted mean latency (ms) on this machine. Its cores are one processor-sharing server
+    for every process on it: everyone's work is stretched by 1 / (1 - u), u the busy fraction
+    of all the cores, the other processes' (not niced) share included."""
+    u = (sum(stack_cores(f, load, client=True).values()) + f.cores - free) / f.cores
     return f.unloaded_ms / (1 - u) if u < 1 else math.inf
 
 

@@ -37,11 +37,11 @@ def test_saturation_is_where_the_stack_and_client_use_every_free_core():
     assert latency(FIGURES, load * 1.01, free=1.5) == float("inf")
 
 
-def test_latency_is_the_unloaded_latency_stretched_by_processor_sharing():
+def test_latency_is_the_unloaded_latency_stretched_by_the_machines_busy_fraction():
     load = saturating_load(FIGURES, free=1.5) / 2
-    u = sum(stack_cores(FIGURES, load, client=True).values()) / 1.5
+    u = (sum(stack_cores(FIGURES, load, client=True).values()) + 0.5) / 2  # others use 0.5
     assert latency(FIGURES, load, free=1.5) == pytest.approx(36.0 / (1 - u))
-    assert latency(FIGURES, 0.0, free=1.5) == pytest.approx(36.0 / (1 - 0.02 / 1.5))
+    assert latency(FIGURES, 0.0, free=2.0) == pytest.approx(36.0 / (1 - 0.02 / 2))
 
 
 def test_costs_move_from_concurrency_1s_to_16s_between_their_rates():

@@ -397,7 +397,7 @@ def report(model, resolution, bare: Bare, levels: list[Level], load_before, load
         + ", ".join(f"{lv.cpu_ms['relay']:.2f}" for lv in levels)
         + " ms per request."
     )
-    others = [lv.cpu_ms.get("others", 0.0) * lv.rate / 1000 for lv in levels]
+    others = [max(0.0, lv.cpu_ms.get("others", 0.0) * lv.rate / 1000) for lv in levels]
     print(
         f"other processes used up to {max(others, default=0):.2f} of the {os.cpu_count()} cores "
         "during the service runs"

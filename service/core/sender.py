@@ -1,13 +1,13 @@
 """Sending a task from the event loop: the message Celery's Redis transport would queue, as one
 LPUSH in the pipeline that records the job.
 
-Celery's `send_task` is synchronous, so the API ran it in the thread pool (a hop there and back
-per job), and each call builds a producer, a signature, repr()s of the arguments and kombu's
-envelope through several layers. The message here is the one they produce, field for field
-(task protocol 2, a JSON body, base64 as kombu's Redis transport encodes bodies), pushed on
-the queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks it
-against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
-and honours `expires` exactly as before.
+Celery's `send_task` is synchronous: from the event loop it needs the thread pool (a hop there
+and back per job), and each call builds a producer, a signature, repr()s of the arguments and
+kombu's envelope through several layers. The message here is the one they produce, field for
+field (task protocol 2, a JSON body, base64 as kombu's Redis transport encodes bodies), pushed
+on the queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks
+it against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
+and honours `expires` as for any Celery message.
 """
 
 from __future__ import annotations

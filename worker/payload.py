@@ -60,6 +60,13 @@ def decode_image(data: str, resolution: int, field: str = "image") -> np.ndarray
     return decode_png(data, resolution, field)
 
 
+def _unbase64(data: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload(f"{field}: not valid base64") from None
+
+
 def decode_raw(data: str, resolution: int, field: str = "image") -> np.ndarray:
     """base64 of (R, R, 3) uint8 pixels -> that array; its length must be exactly that."""
     size = resolution * resolution * 3
@@ -67,10 +74,7 @@ def decode_raw(data: str, resolution: int, field: str = "image") -> np.ndarray:
         raise InvalidPayload(
             f"{field}: raw pixels must be {resolution}x{resolution}x3 bytes, base64-encoded"
         )
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidPayload(f"{field}: not valid base64") from None
+    raw = _unbase64(data, field)
     return np.frombuffer(raw, dtype=np.uint8).reshape(resolution, resolution, 3)
 
 
@@ -81,10 +85,7 @@ def decode_png(data: str, resolution: int, field: str = "image") -> np.ndarray:
         raise InvalidPayload(
             f"{field}: larger than {limit} bytes, more than a {resolution}x{resolution} PNG takes"
         )
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidPayload(f"{field}: not valid base64") from None
+    raw = _unbase64(data, field)
     if not raw.startswith(PNG_SIGNATURE):
         raise InvalidPayload(f"{field}: not a PNG image")
     try:

@@ -240,24 +240,21 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     models = load_models(s.model_dir, device)
     if s.warmup:
         warm_up(models)
-    client = sync_client(
-        s.redis_url,
-        s.redis_master_name,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=2.0), 5),
-    )
+
+    def redis_client(retry: Retry):
+        return sync_client(
+            s.redis_url,
+            s.redis_master_name,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=10,
+            retry=retry,
+        )
+
+    client = redis_client(Retry(ExponentialBackoff(cap=2.0), 5))
     # A job's admission (its delivery counter) waits out a failover, Sentinel's detection and
     # promotion of a replica, rather than failing the job: a client retrying for about 30 s.
-    jobs_client = sync_client(
-        s.redis_url,
-        s.redis_master_name,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 20),
-    )
+    jobs_client = redis_client(Retry(ExponentialBackoff(cap=2.0, base=0.05), 20))
     batcher = Batcher(s.max_batch, s.batch_wait_ms / 1000).start()
     jobs = JobTracker(
         jobs_client,

@@ -14,6 +14,14 @@ from service.core.config import Settings
 from service.main import create_app
 from tests.service.fakes import FakeJobs, FakeWorkers
 from tests.utils import images
+from tests.utils.redis_server import running_redis
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A real redis-server per test module (test_results.py keeps one per test)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 def small_settings(**overrides) -> Settings:

@@ -28,6 +28,14 @@ def model_info(name: str = "digits", resolution: int = 32) -> ModelInfo:
     )  # fmt: skip
 
 
+def worker_info(worker_id: str = "w1", models: dict[str, ModelInfo] | None = None) -> WorkerInfo:
+    """A registry entry as a worker writes it, heartbeat now."""
+    now = time.time()
+    return WorkerInfo(worker_id=worker_id, hostname="test", pid=1, device="cpu",
+                      models={"digits": model_info()} if models is None else models,
+                      started_at=now, heartbeat_at=now)  # fmt: skip
+
+
 class FakeWorkers(LiveWorkers):
     """One consuming worker holding `_models` (none: no worker), without Redis."""
 
@@ -38,9 +46,7 @@ class FakeWorkers(LiveWorkers):
     async def workers(self) -> list[WorkerInfo]:
         if not self._models:
             return []
-        now = time.time()
-        return [WorkerInfo(worker_id="w1", hostname="test", pid=1, device="cpu",
-                           models=self._models, started_at=now, heartbeat_at=now)]  # fmt: skip
+        return [worker_info("w1", self._models)]
 
 
 def _as_png(image: str) -> str:

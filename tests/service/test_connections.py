@@ -7,33 +7,23 @@ import asyncio
 import threading
 import time
 
-import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from contract.registry import WorkerInfo, announce
+from contract.registry import announce
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, GenerateRequest, TaskName
 from service.core.connections import Connections
 from service.main import create_app
 from tests.service.conftest import small_settings
-from tests.service.fakes import model_info
+from tests.service.fakes import worker_info
 from tests.utils import images
 from tests.utils.redis_server import running_redis
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
 def announce_worker(url: str) -> None:
     """A registry entry as a worker writes it, so routes find a model without a worker."""
-    now = time.time()
-    info = WorkerInfo(worker_id="fake.1", hostname="test", pid=1, device="cpu",
-                      models={"digits": model_info()}, started_at=now, heartbeat_at=now)  # fmt: skip
     pipe = redis.Redis.from_url(url).pipeline()
-    announce(pipe, info)
+    announce(pipe, worker_info("fake.1"))
     pipe.execute()
 
 

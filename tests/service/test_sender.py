@@ -8,7 +8,6 @@ import base64
 import json
 from datetime import datetime
 
-import pytest
 import redis
 from redis.asyncio import Redis
 
@@ -16,18 +15,11 @@ from contract.tasks import QUEUE
 from service.core.connections import make_celery
 from service.core.sender import queue_task, task_message
 from tests.service.conftest import small_settings
-from tests.utils.redis_server import running_redis
 
 KWARGS = {"model": "digits", "image": "A" * 4000, "attributes": "B" * 4000, "strength": 0.5}
 JOB_ID = "11111111-2222-3333-4444-555555555555"
 # Differ by sender, process or time, not by meaning.
 PER_MESSAGE = {"delivery_tag", "reply_to", "origin", "expires", "kwargsrepr"}
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 def queued(url: str) -> dict:

@@ -4,28 +4,13 @@ commands however many other keys Redis holds, and expired workers dropped from t
 from __future__ import annotations
 
 import asyncio
-import time
 
-import pytest
 import redis
 from redis.asyncio import Redis
 
 from contract.registry import INDEX_KEY, WorkerInfo, announce, worker_key
 from service.core.workers import LiveWorkers
-from tests.service.fakes import model_info
-from tests.utils.redis_server import running_redis
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-def worker(worker_id: str) -> WorkerInfo:
-    now = time.time()
-    return WorkerInfo(worker_id=worker_id, hostname="test", pid=1, device="cpu",
-                      models={"digits": model_info()}, started_at=now, heartbeat_at=now)  # fmt: skip
+from tests.service.fakes import worker_info
 
 
 def read(url: str) -> list[WorkerInfo]:
@@ -47,7 +32,7 @@ def test_registry_read_is_a_few_commands_however_many_keys_redis_holds(redis_ser
         pipe.set(f"celery-task-meta-{i}", "{}", ex=60)
     pipe.execute()
     pipe = client.pipeline()
-    announce(pipe, worker("node.1"))
+    announce(pipe, worker_info("node.1"))
     pipe.execute()
     before = client.info("stats")["total_commands_processed"]
     assert [w.worker_id for w in read(redis_server.url)] == ["node.1"]
@@ -58,8 +43,8 @@ def test_registry_read_is_a_few_commands_however_many_keys_redis_holds(redis_ser
 def test_worker_whose_entry_expired_leaves_the_index(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     pipe = client.pipeline()
-    announce(pipe, worker("node.1"))
-    announce(pipe, worker("node.2"))
+    announce(pipe, worker_info("node.1"))
+    announce(pipe, worker_info("node.2"))
     pipe.execute()
     client.delete(worker_key("node.2"))  # as its TTL would
     assert [w.worker_id for w in read(redis_server.url)] == ["node.1"]

@@ -40,6 +40,7 @@ from training import distributed
 from training.batches import BatchSampler, load_batch
 from training.config import TrainConfig
 from training.data import PreparedDataset
+from training.data.faces.render import ZOOM as FACES_ZOOM
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
 from training.prior import fit_target_prior
@@ -95,6 +96,9 @@ def dataset_record(data: PreparedDataset, path: str) -> dict[str, Any]:
         "factor_names": list(data.factor_names),
         "class_names": list(data.class_names),
         "seed": meta.get("seed"),
+        # The faces' framing: the service aligns faces in photos to it. Faces data built
+        # before the zoom was recorded have the renderer's default.
+        "zoom": meta.get("zoom", FACES_ZOOM if data.source == "faces" else None),
     }
 
 

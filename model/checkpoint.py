@@ -233,6 +233,16 @@ def attach_target_prior(path: str | Path, prior: TargetPrior) -> Path:
     return write_checkpoint(manifest_path.parent, INFERENCE_MANIFEST, tensors, record)
 
 
+def update_manifest(path: str | Path, **fields: Any) -> Path:
+    """Sets top-level `fields` of an inference manifest, atomically; the weights and their
+    checksum are untouched (it covers the weights, not the manifest). Returns its path."""
+    manifest, _ = read_checkpoint(path, INFERENCE_MANIFEST)
+    manifest.update(fields)
+    manifest_path = _manifest_path(path, INFERENCE_MANIFEST)
+    _atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest_path
+
+
 # --- training state ---------------------------------------------------------------------------
 
 

@@ -5,11 +5,14 @@
     z, e = m.encode([image])                  # posterior means, (B, z_dim) and (B, e_dim)
     out = m.transfer(image, attributes)      # G(z of image, e of attributes)
     variations = m.sample(image, n=8, seed=0)
+    m.domain_percentiles([image])             # how far from the training images, 0-100
 
 Used by the worker, the evaluation and notebooks alike. The edits themselves are written once,
 as functions from posterior means to the latents to generate (`transfer_latents`, ...): the
 methods below run them around one encode and one generate, and the worker runs the same
-functions around its batched encode and generate.
+functions around its batched encode and generate. So is the domain check: the reconstruction
+G(z, e) of each input (`reconstruction_latents`) beside the edit's latents, its error placed
+among held-out images' (model/domain.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 from PIL import Image
 
 from model import images as imageio
-from model.checkpoint import load_inference
+from model.checkpoint import CheckpointError, load_inference
+from model.domain import DomainReference, reconstruction_error
 from model.networks import SRbVAE
 from model.target_prior import TargetPrior
 
@@ -62,6 +66,12 @@ def interpolate_latents(z: torch.Tensor, e: torch.Tensor, steps: int) -> Latents
     return z[:1].expand(steps, -1), torch.lerp(e[:1].expand(steps, -1), e[1:].expand(steps, -1), t)
 
 
+def reconstruction_latents(z: torch.Tensor, e: torch.Tensor) -> Latents:
+    """z, e of the inputs -> the same: G of them is each input's reconstruction, whose error
+    (model.domain.reconstruction_error) says how far the input lies from the training data."""
+    return z, e
+
+
 class ReferenceVAE:
     """A trained model ready for inference: no gradients, eval mode, one device."""
 
@@ -71,6 +81,7 @@ class ReferenceVAE:
         manifest: dict[str, Any],
         device: torch.device,
         prior: TargetPrior | None = None,
+        domain: DomainReference | None = None,
     ):
         self.net = net.eval()
         self.manifest = manifest
@@ -78,6 +89,8 @@ class ReferenceVAE:
         self.cfg = net.cfg
         # Where `sample` draws e from: the checkpoint's fitted Gaussian, else N(0, I).
         self.prior = prior if prior is not None else TargetPrior.standard(net.cfg.e_dim)
+        # Held-out images' reconstruction errors, where an input's is placed; None: not stored.
+        self.domain = domain
 
     @property
     def name(self) -> str:
@@ -111,6 +124,11 @@ class ReferenceVAE:
         z = z.to(self.device, torch.float32)
         e = self.net.expand_e_ref(z.shape[0]) if e is None else e.to(self.device, torch.float32)
         return self.net.generator(z, e).float().cpu()
+
+    def reconstruction_error_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) in [-1, 1] -> (B,) mean |x - G(z, e)| per pixel value, on the CPU."""
+        recon = self.generate_tensor(*reconstruction_latents(*self.encode_tensor(x)))
+        return reconstruction_error(x, recon)
 
     # --- pictures in, pictures out -------------------------------------------------------------
 
@@ -167,6 +185,16 @@ class ReferenceVAE:
         z, e = self.encode([a, b])
         return imageio.to_pil(self.generate_tensor(*interpolate_latents(z, e, steps)))
 
+    def domain_percentiles(self, images: Sequence[Image.Image]) -> list[float]:
+        """Each picture's reconstruction error as a percentile (0-100) of the held-out
+        images' the checkpoint stores; above `self.domain.threshold`: out of domain."""
+        if self.domain is None:
+            raise ValueError(
+                f"{self.name} stores no domain reference (python -m training domain-stats)"
+            )
+        x = imageio.to_tensor(images, self.resolution)
+        return self.domain.percentile(self.reconstruction_error_tensor(x))
+
     def _latent(self, value: LatentLike, dim: int, name: str) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(value, dtype=np.float32))
         if t.ndim == 1:
@@ -182,4 +210,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Referenc
     """Loads an inference checkpoint (its directory or its model.json); never unpickles."""
     device = torch.device(device)
     net, prior, manifest = load_inference(path, device)
-    return ReferenceVAE(net, manifest, device, prior)
+    try:
+        domain = DomainReference.from_record(manifest.get("domain"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: domain: {exc}") from None
+    return ReferenceVAE(net, manifest, device, prior, domain)

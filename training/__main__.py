@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from training import carry_cli, evaluate_cli, install_cli, prior_cli, train_cli
+from training import carry_cli, domain_cli, evaluate_cli, install_cli, prior_cli, train_cli
 from training.data import cli as data_cli
 
-COMMANDS = (data_cli, train_cli, carry_cli, prior_cli, evaluate_cli, install_cli)
+COMMANDS = (data_cli, train_cli, carry_cli, prior_cli, domain_cli, evaluate_cli, install_cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
         f"on {training.get('device')} x{training.get('processes')}, "
         f"{'bf16 autocast' if training.get('mixed_precision') else 'fp32'}.",
         f"- **Sampling**: `/sample` draws e from {_sampling(manifest)}.",
+        *([line] if (line := domain_line(manifest)) else []),
         f"- **Evaluation**: `python -m training evaluate --checkpoint {checkpoint}` "
         f"({result.get('seconds')} s); held-out splits only.",
         "",
@@ -83,6 +84,38 @@ def _kept_sections(text: str) -> str:
         if keep:
             kept.append(line)
     return ("\n" + "".join(kept)) if kept else ""
+
+
+DOMAIN_BULLET = "- **Domain check**:"
+
+
+def domain_line(manifest: dict[str, Any]) -> str | None:
+    """The card's line on the stored domain reference (model/domain.py), None without one."""
+    domain = manifest.get("domain")
+    if not domain:
+        return None
+    q = domain["quantiles"]
+    return (
+        f"{DOMAIN_BULLET} every answer scores each input's reconstruction error |x - G(z, e)| "
+        f"as a percentile of {domain['images']} held-out `{domain['split']}` images' "
+        f"(median {q[50]:.4f}, 99th percentile {q[99]:.4f}); above the "
+        f"{domain['threshold_percentile']:g}th it is out of domain "
+        "(`python -m training domain-stats`)."
+    )
+
+
+def write_domain_line(checkpoint: Path) -> Path | None:
+    """Puts the domain line into an existing MODEL_CARD.md (after Sampling, or in place of
+    an older one); returns the card's path, None where there is no card."""
+    card = checkpoint / "MODEL_CARD.md"
+    line = domain_line(json.loads((checkpoint / INFERENCE_MANIFEST).read_text()))
+    if not card.is_file() or line is None:
+        return None
+    lines = [x for x in card.read_text().split("\n") if not x.startswith(DOMAIN_BULLET)]
+    at = next((i + 1 for i, x in enumerate(lines) if x.startswith("- **Sampling**")), 1)
+    lines.insert(at, line)
+    card.write_text("\n".join(lines))
+    return card
 
 
 def _sampling(manifest: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from model.checkpoint import (
     export_inference,
     load_training_state,
     save_training_state,
+    update_manifest,
 )
 from model.config import method_name
 from model.inference import ReferenceVAE, load_model
@@ -41,6 +42,7 @@ from training.batches import BatchSampler, load_batch
 from training.config import TrainConfig
 from training.data import PreparedDataset
 from training.data.faces.render import ZOOM as FACES_ZOOM
+from training.domain import fit_domain_reference
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
 from training.prior import fit_target_prior
@@ -304,6 +306,10 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         served = load_model(export_dir, device)
         served.prior = fit_target_prior(served, data)
         attach_target_prior(export_dir, served.prior)
+        try:  # the reference every answer's domain score is placed in (model/domain.py)
+            update_manifest(export_dir, domain=fit_domain_reference(served, data).record())
+        except ValueError as exc:  # a dataset without held-out images: answers carry none
+            log.warning("no domain reference stored: %s", exc)
         if preview is not None:  # the last grids again, as served: samples from the fitted e
             write_grids(served, preview, grid_dir, f"{step:07d}")
         log.info("exported %s (sampling e from a Gaussian fitted on %d images)",

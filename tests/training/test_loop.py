@@ -41,6 +41,11 @@ def test_a_run_writes_metrics_grids_state_and_a_loadable_export(tiny_faces, tmp_
     assert model.manifest["sampling"]["images"] == 96
     _, e = encode_split(model, np.asarray(PreparedDataset.open(tiny_faces)["unlabelled"].images))
     np.testing.assert_allclose(model.prior.mean.numpy(), e.mean(0), atol=1e-5)
+    # Answers' domain scores are placed among the held-out eval_fit images' errors.
+    assert model.domain is not None and (model.domain.images, model.domain.split) == (
+        70,
+        "eval_fit",
+    )
 
 
 def _weights(run_dir):

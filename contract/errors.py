@@ -18,6 +18,16 @@ class InvalidPayload(JobError):
     http_status = 422
 
 
+class NoFaceFound(InvalidPayload):
+    """No face was found in a photo sent to a faces model."""
+
+
+class UnreadableImage(JobError):
+    """A photo the API forwarded undecoded (a faces model's upload) is truncated or corrupt."""
+
+    http_status = 400
+
+
 class JobTimeout(JobError):
     http_status = 504
 

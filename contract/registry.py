@@ -71,6 +71,9 @@ class ModelInfo(BaseModel):
     method: str = ""
     checkpoint_sha256: str
     card: dict = {}  # from the checkpoint manifest: data, training command, wall time, metrics
+    # A faces model: the framing (the renderer's zoom) of its training crops, to which faces
+    # found in photos are aligned. None: the model takes pictures at its own framing only.
+    face_zoom: float | None = None
 
 
 class WorkerInfo(BaseModel):

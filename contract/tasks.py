@@ -3,13 +3,15 @@
 Images travel at the model's resolution, as the API sends them: raw pixels, `RAW_RGB_PREFIX`
 and the base64 of the (R, R, 3) uint8 array, row by row (no codec at either end); or
 base64-encoded PNG bytes, as other senders may. The API decodes, validates and resizes uploads
-before queuing, so the worker never sees an arbitrary file.
+before queuing. The one exception is a photo for a faces model (`PHOTO_PREFIX`): transfer,
+sample and neutralize take it as uploaded, its format and pixel count checked by the API, and
+the worker finds the face in it, edits it and pastes it back (docs/photos.md).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,14 +33,19 @@ class TaskName(StrEnum):
 
 
 RAW_RGB_PREFIX = "rgb8:"  # not in the base64 alphabet: no PNG's base64 starts with it
+PHOTO_PREFIX = "photo:"  # + the base64 of an uploaded photo file, for a faces model
 ImageB64 = Annotated[
     str,
     Field(
         min_length=1,
         description="an image at the model's resolution: 'rgb8:' and the base64 of its "
-        "(R, R, 3) uint8 RGB pixels, row by row; or a base64-encoded PNG",
+        "(R, R, 3) uint8 RGB pixels, row by row; or a base64-encoded PNG; or, for a faces "
+        "model, 'photo:' and the base64 of a photo file (PNG, JPEG, WebP, BMP, GIF)",
     ),
 ]
+# What a photo's job answers: the photo with the face edited, or the edited aligned crop.
+Output = Literal["photo", "face"]
+FaceIndex = Annotated[int, Field(ge=0, le=1000)]  # among the faces found, largest first
 PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 Latents = Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]
@@ -67,6 +74,10 @@ class TransferRequest(_Payload):
     image: ImageB64  # keeps its common factors z
     attributes: ImageB64  # gives its target factors e
     strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    # For photos (PHOTO_PREFIX) only: which face of each, and what to answer.
+    face: FaceIndex = 0
+    attributes_face: FaceIndex = 0
+    output: Output = "photo"
 
 
 class SampleRequest(_Payload):
@@ -75,11 +86,15 @@ class SampleRequest(_Payload):
     n: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 8
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    face: FaceIndex = 0
+    output: Output = "photo"
 
 
 class NeutralizeRequest(_Payload):
     model: ModelName
     image: ImageB64
+    face: FaceIndex = 0
+    output: Output = "photo"
 
 
 class InterpolateRequest(_Payload):
@@ -103,9 +118,30 @@ class EncodeResult(TaskResult):
     e: list[list[float]]  # (B, e_dim)
 
 
+class FaceBox(_Payload):
+    """A face found in a photo (photos.Face.to_dict): photo pixels, EXIF orientation applied."""
+
+    box: list[float]  # x, y, width, height
+    left_eye: list[float]
+    right_eye: list[float]
+    eyes_found: bool  # False: the eyes were placed from the box
+    angle: float  # degrees of tilt of the detector pass that found it
+
+
+class PhotoFaces(_Payload):
+    """The faces found in one uploaded photo, largest first, and the one edited."""
+
+    width: int  # the photo's size, upright
+    height: int
+    faces: list[FaceBox]
+    used: int  # index into faces
+
+
 class ImagesResult(TaskResult):
-    images: list[PngB64]
+    images: list[PngB64]  # PNG, or JPEG where media_type says so
     seed: int | None = None  # the seed used, for sample
+    media_type: str = "image/png"
+    photos: dict[str, PhotoFaces] = {}  # by field name, for each upload taken as a photo
 
 
 REQUESTS: dict[TaskName, type[_Payload]] = {

@@ -125,7 +125,8 @@ def detect_faces(
     scale = min(1.0, max_side / max(h, w))
     small = grey
     if scale < 1.0:
-        small = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # a 1x3000 strip: 1x800
+        small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     small = _contrast(small)
     face_cascade, _ = _cascades()
     frames: list[tuple[float, float, float, float]] = []  # centre x, y, side (pixels), tilt

@@ -97,6 +97,21 @@ def load_models(model_dir: Path, device: torch.device) -> dict[str, ServedModel]
     return served
 
 
+FACE_SOURCES = ("faces", "photos")  # datasets of aligned faces (training/data)
+
+
+def face_zoom(name: str, manifest: dict) -> float | None:
+    """The framing photos are aligned to for this model: its training data's zoom, where those
+    were faces; None for any other model."""
+    data = manifest.get("data", {})
+    if data.get("source") not in FACE_SOURCES:
+        return None
+    if data.get("zoom") is None:
+        log.warning("faces model %s records no framing (data.zoom): photos are not aligned", name)
+        return None
+    return float(data["zoom"])
+
+
 def model_info(name: str, vae: ReferenceVAE) -> ModelInfo:
     m = vae.manifest
     return ModelInfo(
@@ -108,6 +123,7 @@ def model_info(name: str, vae: ReferenceVAE) -> ModelInfo:
         method=manifest_method(m),
         checkpoint_sha256=m["weights"]["sha256"],
         card={k: m[k] for k in CARD_FIELDS if k in m},
+        face_zoom=face_zoom(name, m),
     )
 
 

@@ -3,7 +3,9 @@
 Each takes its request's fields as keyword arguments (contract.tasks.REQUESTS), names its
 model, and returns its result schema as JSON. Pre- and post-processing (PNG, latents) run in
 the task's thread; forward passes go through the runtime's batcher, and the edits between them
-are model.inference's, the same functions `ReferenceVAE.transfer` and the others run.
+are model.inference's, the same functions `ReferenceVAE.transfer` and the others run. A photo
+for a faces model (transfer, sample, neutralize) is read and its face aligned before the model
+sees it, and the edit is pasted back into it (worker/photo.py).
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import threading
 import time
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from celery import Task, signals
 from celery.exceptions import Ignore
 from celery.worker.control import inspect_command
 from pydantic import BaseModel
 
-from contract.errors import JobError
+from contract.errors import InvalidPayload, JobError, JobTimeout
 from contract.tasks import (
     MAX_SEED,
+    PHOTO_PREFIX,
     EncodeRequest,
     EncodeResult,
     GenerateRequest,
@@ -34,13 +38,14 @@ from contract.tasks import (
     TaskName,
     TransferRequest,
 )
+from model import images as imageio
 from model.inference import (
     interpolate_latents,
     neutral_latents,
     sample_latents,
     transfer_latents,
 )
-from worker import payload
+from worker import payload, photo
 from worker.app import app
 from worker.runtime import ServedModel, get_runtime
 
@@ -133,10 +138,12 @@ def _task(name: str):
     return app.task(name=str(name), base=ModelTask, bind=True)
 
 
-class Run:
-    """One job's request, model and device calls: what each task body is written with."""
+class Run(contextlib.ExitStack):
+    """One job's request, model and device calls: what each task body is written with. As a
+    context, it holds a photo slot (worker/photo.py) from the first photo read to its end."""
 
     def __init__(self, job: Job, schema: type[BaseModel], args: tuple, kwargs: dict) -> None:
+        super().__init__()
         self.t0 = time.perf_counter()
         self.job = job
         # Any: each task body reads the fields of its own schema (all name a `model`). A local, as
@@ -145,6 +152,41 @@ class Run:
         self.req: Any = req
         self.rt = get_runtime()
         self.m: ServedModel = self.rt.model(req.model)
+        self.photos: dict[str, photo.Photo] = {}  # by field: the uploads read as photos
+
+    # What the model sees: pictures at its resolution, a photo's face aligned.
+
+    def model_inputs(self, faces: dict[str, int] | None = None, **images: str) -> np.ndarray:
+        """Payload images by field name, in that order -> (B, R, R, 3) uint8. A photo
+        (PHOTO_PREFIX) gives its face number `faces[field]` aligned; it is kept in
+        `self.photos`."""
+        resolution = self.m.vae.resolution
+        rows = []
+        for field, data in images.items():
+            if data.startswith(PHOTO_PREFIX):
+                found = self._read_photo(
+                    data[len(PHOTO_PREFIX) :], field, (faces or {}).get(field, 0)
+                )
+                rows.append(found.aligned.crop)
+            else:
+                rows.append(payload.decode_image(data, resolution, field))
+        return np.stack(rows)
+
+    def _read_photo(self, data: str, field: str, face: int) -> photo.Photo:
+        zoom = self.m.info.face_zoom
+        if zoom is None:
+            raise InvalidPayload(
+                f"{field}: model {self.m.name!r} takes pictures at its own framing, not photos"
+            )
+        if not self.photos:  # one slot per job, held until its answer is encoded
+            if not photo.PHOTO_SLOTS.acquire(
+                timeout=max(0.0, self.job.deadline - time.monotonic())
+            ):
+                raise JobTimeout("no photo slot came free before the job's time limit")
+            self.callback(photo.PHOTO_SLOTS.release)
+        found = photo.read_photo(data, field, self.m.vae.resolution, zoom, face)
+        self.photos[field] = found
+        return found
 
     # Device work. Each call is one operation for the device thread (worker/batcher.py): rows
     # of concurrent jobs for the same model and kind are concatenated into one forward pass.
@@ -155,9 +197,11 @@ class Run:
         done = self.rt.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job.id)
         return self.rt.jobs.wait(done, job.deadline)
 
-    def encode_pngs(self, **pngs: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_pngs(
+        self, faces: dict[str, int] | None = None, **pngs: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Payload images by field name, in that order -> z, e (one row each)."""
-        return self.encode(payload.decode_fields(pngs, self.m.vae.resolution))
+        return self.encode(imageio.uint8_to_tensor(self.model_inputs(faces, **pngs)))
 
     def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
         """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R)."""
@@ -175,8 +219,21 @@ class Run:
             **fields,
         ).model_dump(mode="json")
 
-    def images(self, x: torch.Tensor, seed: int | None = None) -> dict:
-        return self.result(images=payload.encode_batch(x), seed=seed)
+    def images(self, x: torch.Tensor, seed: int | None = None, onto: str | None = None) -> dict:
+        """The result of (B, 3, R, R) edits: PNGs at the model's resolution; or, where field
+        `onto` was a photo and the request asks for `output="photo"`, the edits pasted back
+        into it (side by side for B > 1) as one image."""
+        described = {field: p.described() for field, p in self.photos.items()}
+        target = self.photos.get(onto) if onto is not None else None
+        if target is None or getattr(self.req, "output", "photo") != "photo":
+            return self.result(images=payload.encode_batch(x), seed=seed, photos=described)
+        crops = imageio.tensor_to_uint8(x)
+        if len(crops) == 1:
+            whole = photo.pasted(target, crops[0])
+        else:
+            whole = photo.strip((photo.pasted(target, c) for c in crops), len(crops))
+        data, media_type = photo.encode(whole, target.jpeg)
+        return self.result(images=[data], seed=seed, media_type=media_type, photos=described)
 
 
 @_task(TaskName.ENCODE)
@@ -199,9 +256,11 @@ def generate(self, job: Job, *args, **kwargs) -> dict:
 
 @_task(TaskName.TRANSFER)
 def transfer(self, job: Job, *args, **kwargs) -> dict:
-    run = Run(job, TransferRequest, args, kwargs)
-    z, e = run.encode_pngs(image=run.req.image, attributes=run.req.attributes)
-    return run.images(run.generate(*transfer_latents(z, e, run.req.strength)))
+    with Run(job, TransferRequest, args, kwargs) as run:
+        req = run.req
+        faces = {"image": req.face, "attributes": req.attributes_face}
+        z, e = run.encode_pngs(faces, image=req.image, attributes=req.attributes)
+        return run.images(run.generate(*transfer_latents(z, e, req.strength)), onto="image")
 
 
 def seed_for(job_id: str) -> int:
@@ -211,19 +270,19 @@ def seed_for(job_id: str) -> int:
 
 @_task(TaskName.SAMPLE)
 def sample(self, job: Job, *args, **kwargs) -> dict:
-    run = Run(job, SampleRequest, args, kwargs)
-    req = run.req
-    seed = seed_for(job.id) if req.seed is None else req.seed
-    z, _ = run.encode_pngs(image=req.image)
-    latents = sample_latents(z, run.m.vae.prior, req.n, seed, req.temperature)
-    return run.images(run.generate(*latents), seed)
+    with Run(job, SampleRequest, args, kwargs) as run:
+        req = run.req
+        seed = seed_for(job.id) if req.seed is None else req.seed
+        z, _ = run.encode_pngs({"image": req.face}, image=req.image)
+        latents = sample_latents(z, run.m.vae.prior, req.n, seed, req.temperature)
+        return run.images(run.generate(*latents), seed, onto="image")
 
 
 @_task(TaskName.NEUTRALIZE)
 def neutralize(self, job: Job, *args, **kwargs) -> dict:
-    run = Run(job, NeutralizeRequest, args, kwargs)
-    z, _ = run.encode_pngs(image=run.req.image)
-    return run.images(run.generate(*neutral_latents(z)))
+    with Run(job, NeutralizeRequest, args, kwargs) as run:
+        z, _ = run.encode_pngs({"image": run.req.face}, image=run.req.image)
+        return run.images(run.generate(*neutral_latents(z)), onto="image")
 
 
 @_task(TaskName.INTERPOLATE)

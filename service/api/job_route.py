@@ -24,7 +24,14 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
-from contract.tasks import RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName, TaskResult
+from contract.tasks import (
+    PHOTO_PREFIX,
+    RAW_RGB_PREFIX,
+    EncodeResult,
+    ImagesResult,
+    TaskName,
+    TaskResult,
+)
 from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
 from service.core import images
 from service.core.config import Settings
@@ -53,6 +60,10 @@ ONE_IMAGE = (TaskName.TRANSFER, TaskName.NEUTRALIZE)  # answered as `image`, not
 # millisecond of work in all.
 INLINE_UPLOAD_BYTES = 64 * 1024
 INLINE_DECODE_BYTES = 512 * 1024
+# A photo forwarded to the worker is held as base64 (4/3 of its bytes) in the payload, and again
+# in the task message while it is built (the JSON body, its base64, the JSON envelope and its
+# bytes: 4/3, 16/9, 16/9 and 16/9): about 7 times the file at the peak.
+PHOTO_SEND_FACTOR = 7
 
 
 @dataclass(frozen=True)
@@ -94,27 +105,57 @@ class JobRoute:
         return await self.workers.model(name or self.settings.default_model)
 
     async def read(
-        self, form: Form, fields: type[F], files: FileSpec, max_many: int = 1
+        self,
+        form: Form,
+        fields: type[F],
+        files: FileSpec,
+        max_many: int = 1,
+        photos: bool = False,
     ) -> JobUpload[F]:
         """The form's fields and files (422 naming each problem), the model, and the files as
         clean PNGs, decoded off the event loop (400, 413, 415 for a refused image) within the
-        image memory budget (503 when it stays full); the uploads' bytes are dropped after."""
+        image memory budget (503 when it stays full); the uploads' bytes are dropped after.
+        With `photos`, for a faces model, an upload whose size is not the model's resolution
+        is a photo: checked from its header and forwarded undecoded (PHOTO_PREFIX), its budget
+        held until the request ends."""
         params = fields_of(fields, form)
         uploads = files_of(form, files, max_many)
         model = await self.model(params.model)
         limits = images.Limits(max_pixels=self.settings.max_pixels)
+        square = (model.resolution, model.resolution)
+        takes_photos = photos and model.face_zoom is not None
 
-        def prepare(u: Upload) -> str:
-            label = f"{u.field} ({u.filename[:100]!r})"
-            pixels = images.prepare_pixels(u.data, model.resolution, limits, label)
+        def label(u: Upload) -> str:
+            return f"{u.field} ({u.filename[:100]!r})"
+
+        def is_photo(u: Upload) -> bool:
+            return takes_photos and images.photo_size(u.data, limits, label(u)) != square
+
+        def prepare(u: Upload, photo: bool) -> str:
+            if photo:
+                return PHOTO_PREFIX + base64.b64encode(u.data).decode()
+            pixels = images.prepare_pixels(u.data, model.resolution, limits, label(u))
             return RAW_RGB_PREFIX + base64.b64encode(pixels).decode()
 
-        def decode_cost() -> int:  # one image is decoded at a time: the largest counts
-            every = (u.data for found in uploads.values() for u in found)
-            return max(images.decode_cost(d, model.resolution, limits) for d in every)
+        kinds: dict[int, bool] = {}  # id of each upload -> taken as a photo
+
+        def decode_cost() -> int:
+            """The largest decode (one image is decoded at a time), plus every photo's copies
+            while it is sent."""
+            every = [u for found in uploads.values() for u in found]
+            kinds.update((id(u), is_photo(u)) for u in every)
+            sent = sum(PHOTO_SEND_FACTOR * len(u.data) for u in every if kinds[id(u)])
+            decoded = [
+                images.decode_cost(u.data, model.resolution, limits)
+                for u in every
+                if not kinds[id(u)]
+            ]
+            return sent + max(decoded, default=0)
 
         def prepare_all() -> dict[str, list[str]]:
-            return {name: [prepare(u) for u in found] for name, found in uploads.items()}
+            return {
+                name: [prepare(u, kinds[id(u)]) for u in found] for name, found in uploads.items()
+            }
 
         # Small pictures (a few hundred microseconds each) are converted on the event loop: a
         # hop to the thread pool and back costs about as much. Larger ones go to the pool.
@@ -127,9 +168,11 @@ class JobRoute:
             else:
                 pngs = await run_in_threadpool(prepare_all)
         except images.ImageRejected as exc:
+            form.release()
             raise ApiError(exc.status, exc.detail) from exc
-        finally:
+        if not any(kinds.values()):
             form.release()  # the uploads are PNGs at the model's resolution from here on
+        # else a photo's copies live as long as the request: multipart_form releases them
         return JobUpload(params, model, pngs)
 
     async def answer(self, task: TaskName, payload: BaseModel, *, as_json: bool) -> Response:
@@ -238,9 +281,14 @@ def public_result(task: TaskName, job_id: str, result: TaskResult) -> JobResultP
     if isinstance(result, EncodeResult):
         return EncodePublic(**common, z=result.z, e=result.e)
     assert isinstance(result, ImagesResult)
+    pictures = dict(
+        seed=result.seed,
+        media_type=result.media_type,
+        photos={k: v.model_dump() for k, v in result.photos.items()},
+    )
     if task in ONE_IMAGE:
-        return ImagePublic(**common, seed=result.seed, image=result.images[0])
-    return ImagesPublic(**common, seed=result.seed, images=result.images)
+        return ImagePublic(**common, **pictures, image=result.images[0])
+    return ImagesPublic(**common, **pictures, images=result.images)
 
 
 def reproducibility_headers(public: JobResultPublic) -> dict[str, str]:
@@ -261,12 +309,12 @@ async def render(public: JobResultPublic, as_json: bool) -> Response:
         return JSONResponse(public.model_dump(mode="json"), headers=headers)
     if isinstance(public, ImagePublic):
         png = base64.b64decode(public.image)
-    elif len(public.images) == 1:
+    elif len(public.images) == 1:  # a photo's strip comes whole from the worker
         png = base64.b64decode(public.images[0])
     else:
         pngs = [base64.b64decode(i) for i in public.images]
         png = await run_in_threadpool(images.strip, pngs)
-    return Response(png, media_type="image/png", headers=headers)
+    return Response(png, media_type=public.media_type, headers=headers)
 
 
 # --- OpenAPI: the job routes' request bodies, error contract and PNG answers --------------------
@@ -306,13 +354,13 @@ _ERRORS = {
     404: "unknown model",
     413: "a file, field or body over its size limit, too many files, or too many pixels",
     415: "an image format outside PNG, JPEG, WebP, BMP and GIF, or not multipart/form-data",
-    422: "missing or out-of-range fields",
+    422: "missing or out-of-range fields; no face found in a photo (faces models)",
     503: "Redis or the workers unavailable, or the queue full; see Retry-After",
     504: "the job outlived its time limit",
 }
 
 
-def job_responses(png: str | None, uploads: bool = True) -> dict:
+def job_responses(png: str | None, uploads: bool = True, photos: bool = False) -> dict:
     skip = set() if uploads else {400, 413, 415}
     responses: dict = {
         status: {"model": ErrorPublic, "description": text}
@@ -321,9 +369,10 @@ def job_responses(png: str | None, uploads: bool = True) -> dict:
     }
     responses[202] = {"model": JobAccepted, "description": "with ?async=true: the job id"}
     if png:
+        binary = {"schema": {"type": "string", "format": "binary"}}
         responses[200] = {
             "description": f"{png}; JSON with `Accept: application/json`. Headers X-Model, "
             "X-Checkpoint-SHA256, X-Seed (when sampled), X-Job-Id, X-Elapsed-Ms",
-            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {"image/png": binary, **({"image/jpeg": binary} if photos else {})},
         }
     return responses

@@ -13,6 +13,9 @@ mode (decoded directly at 1/2, 1/4 or 1/8 scale), any other format reduced by an
 resolution on the shorter side, before the usual LANCZOS fit. Pictures smaller than that are
 converted exactly as before; at most one full-size copy of an image is ever held, and
 `decode_cost` tells from the header alone how much memory its decoding will take.
+
+A photo for a faces model is not decoded here at all: `photo_size` checks its format and pixel
+count from the header, and the route forwards its bytes to the worker, which finds the face.
 """
 
 from __future__ import annotations
@@ -155,6 +158,31 @@ def _reduce(image: Image.Image, resolution: int) -> Image.Image:
     elif image.mode not in _REDUCIBLE:
         image = to_rgb(image)
     return image.reduce(factor)
+
+
+def photo_size(data: bytes, limits: Limits, label: str = "image") -> tuple[int, int]:
+    """(width, height) of an upload as stored (before any EXIF turn), from its header alone:
+    the checks `decode` makes before decompressing (format, pixel count), and none of its
+    pixel work."""
+    if not data:
+        raise ImageRejected(400, f"{label}: empty file")
+    fmt = sniff_format(data, label)
+    if fmt is None:
+        raise ImageRejected(400, f"{label}: not a decodable image (PNG, JPEG, WebP, BMP, GIF)")
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(413, f"{label}: too many pixels") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(400, f"{label}: cannot decode the {fmt} image ({exc})") from exc
+    if width * height > limits.max_pixels:
+        raise ImageRejected(
+            413, f"{label}: {width}x{height} pixels is over the limit of {limits.max_pixels}"
+        )
+    if width < 1 or height < 1:
+        raise ImageRejected(400, f"{label}: empty image")
+    return width, height
 
 
 def decode_cost(data: bytes, resolution: int, limits: Limits) -> int:

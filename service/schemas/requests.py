@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.tasks import MAX_BATCH, MAX_SEED, Latents, ModelName
+from contract.tasks import MAX_BATCH, MAX_SEED, FaceIndex, Latents, ModelName, Output
 
 ModelField = Annotated[
     ModelName | None, Field(description="a model from GET /models; the default when omitted")
@@ -21,14 +21,31 @@ class UploadFields(BaseModel):
     model: ModelField = None
 
 
-class TransferFields(UploadFields):
+class PhotoFields(UploadFields):
+    """For a faces model and an `image` that is a photo (not a picture at the model's
+    resolution): which face to edit and what to answer (docs/photos.md)."""
+
+    face: Annotated[
+        FaceIndex, Field(description="which face of a photo to edit: 0 the largest, 1 the next")
+    ] = 0
+    output: Annotated[
+        Output,
+        Field(description="photo: the photo with the face edited, at its own size; face: the "
+              "edited aligned face at the model's resolution"),
+    ] = "photo"  # fmt: skip
+
+
+class TransferFields(PhotoFields):
     strength: Annotated[
         float,
         Field(ge=0.0, le=1.0, description="0: the image's own e; 1: the attributes image's e"),
     ] = 1.0
+    attributes_face: Annotated[
+        FaceIndex, Field(description="which face of an attributes photo to read e from")
+    ] = 0
 
 
-class SampleFields(UploadFields):
+class SampleFields(PhotoFields):
     n: Annotated[int, Field(ge=1, le=MAX_BATCH, description="how many variations")] = 8
     seed: Annotated[
         int | None, Field(ge=0, le=MAX_SEED, description="same seed, same images; drawn if omitted")

@@ -18,12 +18,42 @@ class _Reproducible(BaseModel):
     elapsed_ms: float = Field(description="time the worker spent on the job")
 
 
-class ImagePublic(_Reproducible):
-    image: str = Field(description="base64 PNG at the model's resolution")
+class FacePublic(BaseModel):
+    box: list[float] = Field(description="x, y, width, height in the upright photo's pixels")
+    left_eye: list[float]
+    right_eye: list[float]
+    eyes_found: bool = Field(description="false: the eyes were placed from the box")
+    angle: float = Field(description="degrees of tilt of the detector pass that found it")
 
 
-class ImagesPublic(_Reproducible):
-    images: list[str] = Field(description="base64 PNGs at the model's resolution")
+class PhotoFacesPublic(BaseModel):
+    width: int = Field(description="the photo's size, EXIF orientation applied")
+    height: int
+    faces: list[FacePublic] = Field(description="every face found, largest first")
+    used: int = Field(description="the index of the face edited (or read from)")
+
+
+class _Pictures(_Reproducible):
+    media_type: str = Field(
+        "image/png", description="of the images: image/png, or image/jpeg for a JPEG photo"
+    )
+    photos: dict[str, PhotoFacesPublic] = Field(
+        {}, description="by upload field, for each upload taken as a photo: the faces found"
+    )
+
+
+class ImagePublic(_Pictures):
+    image: str = Field(
+        description="base64 PNG at the model's resolution; for a photo with output=photo, the "
+        "photo with the face edited, at its own size (media_type)"
+    )
+
+
+class ImagesPublic(_Pictures):
+    images: list[str] = Field(
+        description="base64 PNGs at the model's resolution; for a photo with output=photo, one "
+        "image: the variations pasted into the photo, side by side (media_type)"
+    )
 
 
 class EncodePublic(_Reproducible):

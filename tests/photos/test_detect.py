@@ -63,6 +63,11 @@ def test_no_face_is_an_empty_list_and_largest_face_raises():
     assert issubclass(NoFaceError, ValueError)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3000, 1), (1, 3000), (20, 20)])
+def test_photos_too_small_or_thin_for_a_face_have_none(shape):
+    assert detect_faces(np.full((*shape, 3), 128, np.uint8)) == []
+
+
 def test_a_12_megapixel_photo_is_searched_on_a_downscaled_copy(astronaut_photo, monkeypatch):
     big = cv2.resize(astronaut_photo, (4000, 4000), interpolation=cv2.INTER_CUBIC)  # 16 Mpx
     searched = []

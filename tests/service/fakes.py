@@ -14,7 +14,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from contract.registry import ModelInfo, WorkerInfo
-from contract.tasks import RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName
+from contract.tasks import PHOTO_PREFIX, RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName
 from service.core.jobs import JobError, JobRecord, JobState, JobWatch
 from service.core.workers import LiveWorkers
 
@@ -51,7 +51,9 @@ class FakeWorkers(LiveWorkers):
 
 def _as_png(image: str) -> str:
     """A payload image (raw pixels, as the routes send them) as the base64 PNG a worker
-    answers with."""
+    answers with; a photo as the file sent."""
+    if image.startswith(PHOTO_PREFIX):
+        return image[len(PHOTO_PREFIX) :]
     if not image.startswith(RAW_RGB_PREFIX):
         return image
     pixels = base64.b64decode(image[len(RAW_RGB_PREFIX) :])
@@ -111,7 +113,9 @@ class FakeJobs:
             n = len(payload.images)
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
         elif record.task in (TaskName.TRANSFER, TaskName.NEUTRALIZE):
-            result = ImagesResult(**common, images=[_as_png(payload.image)])  # echo what was sent
+            photo = payload.image.startswith(PHOTO_PREFIX + "/9j/")  # a JPEG's base64
+            media_type = "image/jpeg" if photo else "image/png"
+            result = ImagesResult(**common, images=[_as_png(payload.image)], media_type=media_type)
         elif record.task is TaskName.SAMPLE:
             images = [_as_png(payload.image)] * payload.n
             result = ImagesResult(**common, images=images, seed=payload.seed)

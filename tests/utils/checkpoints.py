@@ -22,11 +22,22 @@ def tiny_model_config(resolution: int = 32, **overrides) -> ModelConfig:
     return ModelConfig(resolution=resolution, **defaults)
 
 
+# A faces model records its training faces' framing, which photos are aligned to (worker/photo.py).
+FACES_DATA = {"source": "faces", "zoom": 1.8}
+
+
 def make_checkpoint(
-    directory: str | Path, name: str, *, seed: int = 0, fitted_prior: bool = False, **config
+    directory: str | Path,
+    name: str,
+    *,
+    seed: int = 0,
+    fitted_prior: bool = False,
+    data: dict | None = None,
+    **config,
 ) -> Path:
     """Exports a randomly initialised model (e^r drawn too, so it differs from zero e);
-    `fitted_prior`: with a sampling Gaussian far from N(0, I), as a trained export has."""
+    `fitted_prior`: with a sampling Gaussian far from N(0, I), as a trained export has;
+    `data`: the manifest's record of the training data (source "test" when not given)."""
     torch.manual_seed(seed)
     net = SRbVAE(tiny_model_config(**config), with_discriminators=False)
     with torch.no_grad():
@@ -40,7 +51,7 @@ def make_checkpoint(
         net,
         directory,
         name=name,
-        data={"source": "test", "description": "random weights for tests"},
+        data={"source": "test", **(data or {}), "description": "random weights for tests"},
         training={"command": "tests.utils.checkpoints.make_checkpoint", "step": 0},
         metrics={},
         prior=prior,
@@ -50,10 +61,12 @@ def make_checkpoint(
 
 def make_model_dir(root: str | Path, names: tuple[str, ...] = ("digits", "faces")) -> Path:
     """A model directory as the worker expects it: one checkpoint directory per model name;
-    the first samples from a fitted Gaussian, the others from N(0, I)."""
+    the first samples from a fitted Gaussian, the others from N(0, I); a name that starts with
+    "faces" is a faces model (it takes photos)."""
     root = Path(root)
     for i, name in enumerate(names):
-        make_checkpoint(root / name, name, seed=i, fitted_prior=i == 0)
+        data = FACES_DATA if name.startswith("faces") else None
+        make_checkpoint(root / name, name, seed=i, fitted_prior=i == 0, data=data)
     return root
 
 

@@ -183,7 +183,8 @@ def test_worker_announces_its_models_and_limits(redis_server, worker, models):
     assert (faces.resolution, faces.z_dim, faces.e_dim) == (RESOLUTION, 8, 4)
     assert faces.variant == "srbvae" and faces.method == "sRb-VAE"
     assert faces.checkpoint_sha256 == models["faces"].manifest["weights"]["sha256"]
-    assert faces.card["data"]["source"] == "test"
+    assert faces.card["data"]["source"] == "faces" and faces.face_zoom == 1.8
+    assert info.models["digits"].face_zoom is None  # digits take no photos
     assert info.models["digits"].card["sampling"]["images"] == 64 and "sampling" not in faces.card
     assert info.visibility_timeout == 60 > info.hard_time_limit == 30
 

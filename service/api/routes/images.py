@@ -1,5 +1,7 @@
 """The picture routes: transfer, sample, neutralise, interpolate. Each takes uploads and answers
-pictures (one PNG, or a strip of them side by side; JSON with `Accept: application/json`)."""
+pictures (one PNG, or a strip of them side by side; JSON with `Accept: application/json`).
+Transfer, sample and neutralise also take photos for a faces model: the answer is the photo
+with the face edited (docs/photos.md)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ from service.schemas.requests import (
     SAMPLE_FILES,
     TRANSFER_FILES,
     InterpolateFields,
+    PhotoFields,
     SampleFields,
     TransferFields,
-    UploadFields,
 )
 from service.schemas.responses import ImagePublic, ImagesPublic
 
@@ -35,17 +37,23 @@ router = APIRouter(tags=["images"])
 @router.post(
     "/transfer",
     response_model=ImagePublic,
-    responses=job_responses("the edited image as PNG"),
+    responses=job_responses(
+        "the edited image as PNG (a photo: JPEG for a JPEG upload)", photos=True
+    ),
     openapi_extra=multipart_body(TransferFields, TRANSFER_FILES),
 )
 async def transfer(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
     """`image` with the target factors e (expression, style) of `attributes`."""
-    upload = await job.read(form, TransferFields, TRANSFER_FILES)
+    upload = await job.read(form, TransferFields, TRANSFER_FILES, photos=True)
+    params = upload.fields
     payload = TransferRequest(
         model=upload.model.name,
         image=upload.png("image"),
         attributes=upload.png("attributes"),
-        strength=upload.fields.strength,
+        strength=params.strength,
+        face=params.face,
+        attributes_face=params.attributes_face,
+        output=params.output,
     )
     return await job.answer(TaskName.TRANSFER, payload, as_json=as_json)
 
@@ -53,12 +61,15 @@ async def transfer(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respo
 @router.post(
     "/sample",
     response_model=ImagesPublic,
-    responses=job_responses("the n variations side by side, as one PNG strip"),
+    responses=job_responses(
+        "the n variations side by side, as one PNG strip (photos: JPEG for a JPEG upload)",
+        photos=True,
+    ),
     openapi_extra=multipart_body(SampleFields, SAMPLE_FILES),
 )
 async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
     """n variations of `image`: its z kept, e drawn with the given temperature."""
-    upload = await job.read(form, SampleFields, SAMPLE_FILES)
+    upload = await job.read(form, SampleFields, SAMPLE_FILES, photos=True)
     params = upload.fields
     # Drawn here rather than by the worker, so the job is repeatable if redelivered and the
     # answer can always name its seed.
@@ -69,6 +80,8 @@ async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respons
         n=params.n,
         seed=seed,
         temperature=params.temperature,
+        face=params.face,
+        output=params.output,
     )
     return await job.answer(TaskName.SAMPLE, payload, as_json=as_json)
 
@@ -76,13 +89,18 @@ async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respons
 @router.post(
     "/neutralize",
     response_model=ImagePublic,
-    responses=job_responses("the neutralised image as PNG"),
-    openapi_extra=multipart_body(UploadFields, NEUTRALIZE_FILES),
+    responses=job_responses(
+        "the neutralised image as PNG (a photo: JPEG for a JPEG upload)", photos=True
+    ),
+    openapi_extra=multipart_body(PhotoFields, NEUTRALIZE_FILES),
 )
 async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Response:
     """`image` with the reference target factors e^r: a neutral face, a plain digit."""
-    upload = await job.read(form, UploadFields, NEUTRALIZE_FILES)
-    payload = NeutralizeRequest(model=upload.model.name, image=upload.png("image"))
+    upload = await job.read(form, PhotoFields, NEUTRALIZE_FILES, photos=True)
+    params = upload.fields
+    payload = NeutralizeRequest(
+        model=upload.model.name, image=upload.png("image"), face=params.face, output=params.output
+    )
     return await job.answer(TaskName.NEUTRALIZE, payload, as_json=as_json)
 
 

@@ -107,10 +107,23 @@ class InterpolateRequest(_Payload):
 # --- results ---------------------------------------------------------------------------------
 
 
+class DomainCheck(_Payload):
+    """How far each input image, as the model saw it, lies from the model's training images
+    (model/domain.py): its reconstruction error's percentile among held-out ones'."""
+
+    inputs: list[str]  # the request's image fields, in order ("image", "attributes")
+    percentiles: list[float]  # 0-100, one per input; 100: worse than every held-out image
+    out_of_domain: list[bool]  # percentile above threshold
+    threshold: float  # e.g. 99
+    trained_on: str  # what the model's training images are, e.g. "synthetic faces"
+
+
 class TaskResult(_Payload):
     model: str
     checkpoint_sha256: str  # of the weights that produced it: what makes an answer reproducible
     elapsed_ms: float
+    # None where no image went in (generate) or the checkpoint stores no reference.
+    domain: DomainCheck | None = None
 
 
 class EncodeResult(TaskResult):

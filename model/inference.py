@@ -66,7 +66,7 @@ def interpolate_latents(z: torch.Tensor, e: torch.Tensor, steps: int) -> Latents
     return z[:1].expand(steps, -1), torch.lerp(e[:1].expand(steps, -1), e[1:].expand(steps, -1), t)
 
 
-def reconstruction_latents(z: torch.Tensor, e: torch.Tensor) -> Latents:
+def reconstruction_latents(z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """z, e of the inputs -> the same: G of them is each input's reconstruction, whose error
     (model.domain.reconstruction_error) says how far the input lies from the training data."""
     return z, e

@@ -66,7 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Accept", "Content-Type", "X-API-Key"],
-            expose_headers=["X-Model", "X-Checkpoint-SHA256", "X-Seed", "X-Job-Id"],
+            expose_headers=[
+                "X-Model",
+                "X-Checkpoint-SHA256",
+                "X-Seed",
+                "X-Job-Id",
+                "X-Domain-Percentile",
+                "X-Out-Of-Domain",
+            ],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all

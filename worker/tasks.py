@@ -28,6 +28,7 @@ from contract.errors import InvalidPayload, JobError, JobTimeout
 from contract.tasks import (
     MAX_SEED,
     PHOTO_PREFIX,
+    DomainCheck,
     EncodeRequest,
     EncodeResult,
     GenerateRequest,
@@ -39,9 +40,11 @@ from contract.tasks import (
     TransferRequest,
 )
 from model import images as imageio
+from model.domain import reconstruction_error
 from model.inference import (
     interpolate_latents,
     neutral_latents,
+    reconstruction_latents,
     sample_latents,
     transfer_latents,
 )
@@ -138,6 +141,27 @@ def _task(name: str):
     return app.task(name=str(name), base=ModelTask, bind=True)
 
 
+class _Inputs(NamedTuple):
+    x: torch.Tensor  # (B, 3, R, R): the inputs as the model saw them (a photo's aligned face)
+    z: torch.Tensor
+    e: torch.Tensor
+    names: list[str]
+
+
+def domain_check(m: ServedModel, inputs: _Inputs, reconstructions: torch.Tensor) -> DomainCheck:
+    """Each input's reconstruction error placed among the held-out images' (model/domain.py)."""
+    ref = m.vae.domain
+    assert ref is not None
+    percentiles = ref.percentile(reconstruction_error(inputs.x, reconstructions))
+    return DomainCheck(
+        inputs=inputs.names,
+        percentiles=percentiles,
+        out_of_domain=ref.out_of_domain(percentiles),
+        threshold=ref.threshold,
+        trained_on=ref.trained_on,
+    )
+
+
 class Run(contextlib.ExitStack):
     """One job's request, model and device calls: what each task body is written with. As a
     context, it holds a photo slot (worker/photo.py) from the first photo read to its end."""
@@ -153,6 +177,8 @@ class Run(contextlib.ExitStack):
         self.rt = get_runtime()
         self.m: ServedModel = self.rt.model(req.model)
         self.photos: dict[str, photo.Photo] = {}  # by field: the uploads read as photos
+        self.unchecked: _Inputs | None = None  # encoded inputs whose domain check is due
+        self.domain: DomainCheck | None = None
 
     # What the model sees: pictures at its resolution, a photo's face aligned.
 
@@ -191,31 +217,47 @@ class Run(contextlib.ExitStack):
     # Device work. Each call is one operation for the device thread (worker/batcher.py): rows
     # of concurrent jobs for the same model and kind are concatenated into one forward pass.
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim)."""
+    def encode(
+        self, x: torch.Tensor, inputs: list[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim). `inputs` names the
+        rows for the domain check (default images[i]), which the next generate pass runs."""
         m, job = self.m, self.job
         done = self.rt.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job.id)
-        return self.rt.jobs.wait(done, job.deadline)
+        z, e = self.rt.jobs.wait(done, job.deadline)
+        if m.vae.domain is not None:
+            self.unchecked = _Inputs(x, z, e, inputs or [f"images[{i}]" for i in range(len(x))])
+        return z, e
 
     def encode_pngs(
         self, faces: dict[str, int] | None = None, **pngs: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Payload images by field name, in that order -> z, e (one row each)."""
-        return self.encode(imageio.uint8_to_tensor(self.model_inputs(faces, **pngs)))
+        return self.encode(imageio.uint8_to_tensor(self.model_inputs(faces, **pngs)), list(pngs))
 
     def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
         """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R)."""
         m, job = self.m, self.job
         e = m.e_ref.expand(z.shape[0], -1) if e is None else e
+        rows, check, self.unchecked = z.shape[0], self.unchecked, None
+        if check is not None:  # the inputs' reconstructions ride along in the same pass
+            z_rec, e_rec = reconstruction_latents(check.z, check.e)
+            z, e = torch.cat([z, z_rec]), torch.cat([e, e_rec])
         done = self.rt.batcher.submit((m.name, "generate"), m.generate_batch, [z, e], job.id)
         (x,) = self.rt.jobs.wait(done, job.deadline)
-        return x
+        if check is not None:
+            self.domain = domain_check(m, check, x[rows:])
+        return x[:rows]
 
     def result(self, schema: type[BaseModel] = ImagesResult, **fields) -> dict:
+        if self.unchecked is not None:  # no edit to generate (encode): a pass of their own
+            vae = self.m.vae
+            self.generate(torch.empty(0, vae.z_dim), torch.empty(0, vae.e_dim))
         return schema(
             model=self.m.name,
             checkpoint_sha256=self.m.info.checkpoint_sha256,
             elapsed_ms=(time.perf_counter() - self.t0) * 1000,
+            domain=self.domain,
             **fields,
         ).model_dump(mode="json")
 

@@ -277,6 +277,7 @@ def public_result(task: TaskName, job_id: str, result: TaskResult) -> JobResultP
         model=result.model,
         checkpoint_sha256=result.checkpoint_sha256,
         elapsed_ms=result.elapsed_ms,
+        domain=None if result.domain is None else result.domain.model_dump(),
     )
     if isinstance(result, EncodeResult):
         return EncodePublic(**common, z=result.z, e=result.e)
@@ -300,6 +301,9 @@ def reproducibility_headers(public: JobResultPublic) -> dict[str, str]:
     }
     if public.seed is not None:
         headers["X-Seed"] = str(public.seed)
+    if public.domain is not None:  # one value per input image, in the request's order
+        headers["X-Domain-Percentile"] = ", ".join(f"{p:g}" for p in public.domain.percentiles)
+        headers["X-Out-Of-Domain"] = ", ".join(str(o).lower() for o in public.domain.out_of_domain)
     return headers
 
 
@@ -372,7 +376,8 @@ def job_responses(png: str | None, uploads: bool = True, photos: bool = False) -
         binary = {"schema": {"type": "string", "format": "binary"}}
         responses[200] = {
             "description": f"{png}; JSON with `Accept: application/json`. Headers X-Model, "
-            "X-Checkpoint-SHA256, X-Seed (when sampled), X-Job-Id, X-Elapsed-Ms",
+            "X-Checkpoint-SHA256, X-Seed (when sampled), X-Job-Id, X-Elapsed-Ms, X-Domain-Percentile "
+            "and X-Out-Of-Domain (one value per input image)",
             "content": {"image/png": binary, **({"image/jpeg": binary} if photos else {})},
         }
     return responses

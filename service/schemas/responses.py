@@ -10,12 +10,28 @@ from pydantic import BaseModel, Field
 from service.core.jobs import JobKind, JobStatus
 
 
+class DomainPublic(BaseModel):
+    inputs: list[str] = Field(description="the request's image fields, in order")
+    percentiles: list[float] = Field(
+        description="each input's reconstruction error |x - G(z, e)| as a percentile (0-100) "
+        "of held-out images of the model's training data; 100: worse than all of them"
+    )
+    out_of_domain: list[bool] = Field(description="each input's percentile above `threshold`")
+    threshold: float = Field(description="the percentile above which an input is out of domain")
+    trained_on: str = Field(description="the model's training images, e.g. 'synthetic faces'")
+
+
 class _Reproducible(BaseModel):
     job_id: str
     model: str
     checkpoint_sha256: str
     seed: int | None = None
     elapsed_ms: float = Field(description="time the worker spent on the job")
+    domain: DomainPublic | None = Field(
+        None,
+        description="how far the input images lie from the model's training data; null for "
+        "/generate (no image) or a checkpoint without a stored reference",
+    )
 
 
 class FacePublic(BaseModel):

@@ -14,7 +14,14 @@ from PIL import Image
 from pydantic import BaseModel
 
 from contract.registry import ModelInfo, WorkerInfo
-from contract.tasks import PHOTO_PREFIX, RAW_RGB_PREFIX, EncodeResult, ImagesResult, TaskName
+from contract.tasks import (
+    PHOTO_PREFIX,
+    RAW_RGB_PREFIX,
+    DomainCheck,
+    EncodeResult,
+    ImagesResult,
+    TaskName,
+)
 from service.core.jobs import JobError, JobRecord, JobState, JobWatch
 from service.core.workers import LiveWorkers
 
@@ -71,13 +78,14 @@ def _blank(resolution: int) -> str:
 
 class FakeJobs:
     """Records every payload; `fail` makes the next jobs fail with that error; `hold` keeps
-    them queued (for the async path)."""
+    them queued (for the async path); `domain` goes into every result."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[TaskName, BaseModel]] = []
         self.jobs: dict[str, tuple[JobRecord, BaseModel]] = {}
         self.fail: JobError | None = None
         self.hold = False
+        self.domain: DomainCheck | None = None
 
     async def queue_depth(self) -> int:
         return 0
@@ -108,7 +116,9 @@ class FakeJobs:
             return JobState(job_id, record, "queued")
         if self.fail is not None:
             return JobState(job_id, record, "failed", error=self.fail)
-        common = dict(model=payload.model, checkpoint_sha256=SHA, elapsed_ms=1.5)
+        common = dict(
+            model=payload.model, checkpoint_sha256=SHA, elapsed_ms=1.5, domain=self.domain
+        )
         if record.task is TaskName.ENCODE:
             n = len(payload.images)
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)

@@ -241,7 +241,12 @@ function showError(target, message) {
 
 // --- results ---------------------------------------------------------------------------------
 
-const png = (b64, alt) => el("img", { src: `data:image/png;base64,${b64}`, alt, className: "out pixelated" });
+// A photo's answer (faces models) is the photo itself, JPEG for a JPEG upload: not pixelated.
+const png = (b64, alt, type = "image/png") => {
+  const img = el("img", { src: `data:${type};base64,${b64}`, alt, className: "out pixelated" });
+  img.addEventListener("load", () => img.classList.toggle("pixelated", img.naturalWidth <= 128));
+  return img;
+};
 const figure = (img, caption) => el("figure", {}, img, el("figcaption", { textContent: caption }));
 const input = (slot, caption) => {
   const s = state.slots[slot];
@@ -263,16 +268,16 @@ const SHOW = {
     const strength = Number($("strength").value).toFixed(2);
     target.replaceChildren(el("div", { className: "side" },
       input("image", "image"), input("attributes", "attributes"), el("span", { className: "arrow", textContent: "→" }),
-      figure(png(body.image, "transfer"), `result, strength ${strength}`)));
+      figure(png(body.image, "transfer", body.media_type), `result, strength ${strength}`)));
   },
   sample(target, body) {
-    const grid = el("div", { className: "grid" }, ...body.images.map((b, i) => png(b, `sample ${i + 1}`)));
+    const grid = el("div", { className: "grid" }, ...body.images.map((b, i) => png(b, `sample ${i + 1}`, body.media_type)));
     target.replaceChildren(el("div", { className: "side" }, input("image", "image"), el("span", { className: "arrow", textContent: "→" }),
       el("figure", {}, grid, el("figcaption", { className: "seed", textContent: `${body.images.length} samples, seed ${body.seed}` }))));
   },
   neutralize(target, body) {
     target.replaceChildren(el("div", { className: "side" },
-      input("image", "image"), el("span", { className: "arrow", textContent: "→" }), figure(png(body.image, "neutral"), "neutral")));
+      input("image", "image"), el("span", { className: "arrow", textContent: "→" }), figure(png(body.image, "neutral", body.media_type), "neutral")));
   },
   interpolate(target, body) {
     clearInterval(state.frames);

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from service.core.config import Settings
-from tests.utils import images
+from tests.utils import images, photo_uploads
 from tests.utils.api_process import running_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -160,14 +160,15 @@ def test_page_runs_every_edit_from_examples_alone(browser, page_api):
 
 def test_page_transfers_dropped_files(browser, page_api):
     page, errors = open_page(browser, page_api)
-    drop(page, "#slot-image", "face.jpg", images.jpeg_rotated())
+    photo = photo_uploads.encode(photo_uploads.one_face_scene().image, "JPEG", orientation=6)
+    drop(page, "#slot-image", "face.jpg", photo)  # a phone photo: the face is found in it
     drop(page, "#slot-attributes", "style.png", images.palette_with_transparency())
     page.wait_for_selector("#slot-attributes[data-filled=yes] img")
     assert page.inner_text("#slot-image .slot-label") == "face.jpg"
     page.click("#transfer-run")
     page.wait_for_selector("#transfer-result[data-state=done] img.out")
     ((width, height, spread),) = measure(page, "#transfer-result img.out")
-    assert (width, height) == (32, 32) and spread > 0
+    assert (width, height) == (480, 360) and spread > 0  # the photo, upright, face edited
     assert errors == []
 
 

@@ -259,8 +259,17 @@ function meta(body) {
   if (body.seed !== null && body.seed !== undefined) parts.push(`seed ${body.seed}`);
   parts.push(`${body.elapsed_ms.toFixed(0)} ms`);
   const node = el("div", { className: "meta", textContent: parts.join(" · ") });
-  const warnings = [].concat(body.warning || [], body.warnings || []);
-  return warnings.length ? el("div", {}, ...warnings.map((w) => el("p", { className: "warning", textContent: w })), node) : node;
+  const warnings = [].concat(body.warning || [], body.warnings || [], domainWarnings(body.domain));
+  return warnings.length ? el("div", {}, ...warnings.map((w) => el("p", { className: "warning", role: "status", textContent: w })), node) : node;
+}
+
+// The inputs whose reconstruction error lies above the held-out images' threshold (the
+// answer's `domain`): the model is unlikely to edit them well.
+const INPUT_NAMES = { image: "This image", a: "This image", attributes: "The attributes picture", b: "The attributes picture" };
+function domainWarnings(domain) {
+  if (!domain) return [];
+  return domain.inputs.filter((_, i) => domain.out_of_domain[i]).map((name) =>
+    `${INPUT_NAMES[name] || name} looks unlike the images the model was trained on (${domain.trained_on}): results may be poor.`);
 }
 
 const SHOW = {

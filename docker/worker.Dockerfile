@@ -1,4 +1,4 @@
-# The worker: contract/, model/, worker/ and torch, on the same slim Python as the API.
+# The worker: contract/, model/, photos/, worker/ and torch, on the same slim Python as the API.
 #   docker build -f docker/worker.Dockerfile -t srbvae/worker .                  # CUDA (GPU nodes)
 #   docker build -f docker/worker.Dockerfile -t srbvae/worker-cpu \
 #       --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu .    # CPU only
@@ -31,6 +31,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements-worker.txt
 
 COPY contract/ /app/contract/
 COPY model/ /app/model/
+COPY photos/ /app/photos/
 COPY worker/ /app/worker/
 COPY docker/healthcheck_worker.py /app/docker/healthcheck_worker.py
 

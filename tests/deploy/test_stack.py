@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import re
@@ -32,7 +33,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
+from tests.utils.face_scenes import astronaut
 from tests.utils.images import png
 from tests.utils.redis_server import free_port
 
@@ -293,8 +296,9 @@ def stack(docker, images, timings, tmp_path_factory) -> Iterator[Stack]:
 
 
 def transfer(url: str, **params) -> httpx.Response:
-    files = {"image": ("a.png", png((40, 30), (200, 30, 30))),
-             "attributes": ("b.png", png((40, 30), (30, 30, 200)))}  # fmt: skip
+    # At the faces model's 32x32: taken as aligned faces (a photo would be searched for one).
+    files = {"image": ("a.png", png((32, 32), (200, 30, 30))),
+             "attributes": ("b.png", png((32, 32), (30, 30, 200)))}  # fmt: skip
     return httpx.post(f"{url}/transfer", files=files, params=params, timeout=60)
 
 
@@ -343,11 +347,22 @@ def test_transfer_and_sample_through_the_published_port(stack):
     assert answer.content.startswith(b"\x89PNG")
     assert answer.headers["x-model"] == "faces"
 
-    sample = httpx.post(f"{stack.url}/sample", files={"image": ("a.png", png())},
+    sample = httpx.post(f"{stack.url}/sample", files={"image": ("a.png", png((32, 32)))},
                         data={"n": "4", "seed": "1"}, timeout=60)  # fmt: skip
     assert sample.status_code == 200, sample.text
     assert sample.content.startswith(b"\x89PNG")
     assert sample.headers["x-seed"] == "1"
+
+
+def test_a_photo_is_answered_with_its_face_edited(stack):
+    # The worker image's OpenCV and its cascades at work: the astronaut's face found and pasted.
+    photo = io.BytesIO()
+    Image.fromarray(astronaut()).save(photo, "JPEG", quality=95)
+    answer = httpx.post(f"{stack.url}/neutralize", files={"image": ("a.jpg", photo.getvalue())},
+                        timeout=60)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(answer.content)).size == (512, 512)
 
 
 def test_jobs_queued_across_a_redis_restart_are_answered(stack, timings):

@@ -79,18 +79,18 @@ def overlap(model: ReferenceVAE, heldout: np.ndarray, real: np.ndarray) -> dict[
     ref = model.domain
     assert ref is not None, "no stored domain reference: python -m training domain-stats"
     err_h, err_r = split_errors(model, heldout), split_errors(model, real)
-    pct_h = np.asarray(ref.percentile(torch.from_numpy(err_h)))
-    pct_r = np.asarray(ref.percentile(torch.from_numpy(err_r)))
+    out_h = ref.out_of_domain(torch.from_numpy(err_h))
+    out_r = ref.out_of_domain(torch.from_numpy(err_r))
     return {
-        "threshold_error": ref.quantiles[int(ref.threshold)],
+        "threshold_error": ref.threshold_error,
         "heldout": len(heldout),
-        "heldout_flagged": float((pct_h > ref.threshold).mean()),
+        "heldout_flagged": float(np.mean(out_h)),
         "heldout_error_median": float(np.median(err_h)),
         "real": len(real),
-        "real_flagged": float((pct_r > ref.threshold).mean()),
+        "real_flagged": float(np.mean(out_r)),
         "real_error_min": float(err_r.min()),
         "real_error_median": float(np.median(err_r)),
-        "astronaut_percentile": float(pct_r[0]),
+        "astronaut_percentile": ref.percentile(torch.from_numpy(err_r[:1]))[0],
         "auc_error": auc(err_h, err_r),
         "auc_kl": auc(kl_to_prior(model, heldout), kl_to_prior(model, real)),
     }

@@ -61,8 +61,15 @@ class DomainReference:
         values = np.interp(errors.detach().cpu().double().numpy(), self.quantiles, LEVELS)
         return [round(float(v), 1) for v in values]
 
-    def out_of_domain(self, percentiles: list[float]) -> list[bool]:
-        return [p > self.threshold for p in percentiles]
+    @property
+    def threshold_error(self) -> float:
+        """The error at the threshold percentile."""
+        return float(np.interp(self.threshold, LEVELS, self.quantiles))
+
+    def out_of_domain(self, errors: torch.Tensor) -> list[bool]:
+        """(B,) errors -> each above the threshold's error (decided on the error, not on the
+        rounded percentile, which would let errors just above it pass)."""
+        return [e > self.threshold_error for e in errors.detach().cpu().double().tolist()]
 
     def record(self) -> dict[str, Any]:
         """What model.json stores under `domain`."""

@@ -152,11 +152,11 @@ def domain_check(m: ServedModel, inputs: _Inputs, reconstructions: torch.Tensor)
     """Each input's reconstruction error placed among the held-out images' (model/domain.py)."""
     ref = m.vae.domain
     assert ref is not None
-    percentiles = ref.percentile(reconstruction_error(inputs.x, reconstructions))
+    errors = reconstruction_error(inputs.x, reconstructions)
     return DomainCheck(
         inputs=inputs.names,
-        percentiles=percentiles,
-        out_of_domain=ref.out_of_domain(percentiles),
+        percentiles=ref.percentile(errors),
+        out_of_domain=ref.out_of_domain(errors),
         threshold=ref.threshold,
         trained_on=ref.trained_on,
     )

@@ -1,11 +1,12 @@
-"""The page's out-of-domain warning, in headless Chromium, against a stack serving the real
-`faces` model (models/faces, with its stored domain reference): its held-out examples pass
-without a word, a real photo gets the warning."""
+"""The domain check against a stack serving the real `faces` model (models/faces, with its
+stored domain reference): the page's warning in headless Chromium, and the answers' headers
+and field. Its held-out examples pass without a word; a real photo is out of domain."""
 
 from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import REPO
@@ -57,3 +58,20 @@ def test_page_warns_about_a_real_photo_and_not_about_held_out_faces(browser, fac
     page.wait_for_selector("#transfer-result[data-state=done]")
     assert page.locator("#transfer-result .warning").all_inner_texts() == [WARNING]
     assert errors == []
+
+
+def test_the_answers_headers_and_field_through_the_stack(faces_api):
+    example = (REPO / "models" / "faces" / "examples" / "happiness.png").read_bytes()
+    photo = photo_uploads.encode(photo_uploads.astronaut_photo(), "JPEG")
+    with httpx.Client(base_url=faces_api.url, timeout=60) as client:
+        plain = client.post("/neutralize", files={"image": ("happiness.png", example)})
+        assert plain.status_code == 200 and plain.headers["x-out-of-domain"] == "false"
+        assert float(plain.headers["x-domain-percentile"]) < 99
+        files = {"image": ("astronaut.jpg", photo), "attributes": ("happiness.png", example)}
+        answer = client.post("/transfer", files=files, headers={"Accept": "application/json"})
+    assert answer.status_code == 200
+    assert answer.headers["x-domain-percentile"].startswith("100, ")
+    assert answer.headers["x-out-of-domain"] == "true, false"
+    domain = answer.json()["domain"]
+    assert domain["inputs"] == ["image", "attributes"] and domain["trained_on"] == "synthetic faces"
+    assert domain["out_of_domain"] == [True, False]

@@ -1,7 +1,11 @@
 """The API's memory under phone-sized photos: peak resident memory and time per request for 1,
 8 and 64 concurrent `POST /transfer` requests, each with two 12-megapixel JPEGs (~8 MiB each).
 
-    python -m bench.large_uploads [--repo PATH] [--levels 1 8 64] [--model-dir models]
+    python -m bench.large_uploads [--repo PATH] [--levels 1 8 64] [--model-dir models] [--photos]
+
+By default the model is `digits`, so the API decodes each upload (reduced, JPEG draft mode) to
+32x32 itself. With `--photos` it is `faces` and each JPEG holds a face: the API forwards the
+files undecoded, and the worker finds the face, edits it and answers the whole photo (JPEG).
 
 For each level a fresh API process (uvicorn, the settings' defaults) is started, sent one
 such request to warm up, left to settle (its resting RSS), then sent the burst; printed per
@@ -34,15 +38,16 @@ import httpx
 
 from scripts.processes import REPO_ROOT, free_port
 from tests.utils.bursts import burst, photo_jpeg, rss_mib, settle
+from tests.utils.photo_uploads import phone_photo
 from tests.utils.redis_server import running_redis
 from tests.utils.worker_process import running_worker
 
 
 @contextlib.contextmanager
-def api_process(repo: Path, redis_url: str, log: Path) -> Iterator[tuple[str, int]]:
+def api_process(repo: Path, redis_url: str, log: Path, model: str) -> Iterator[tuple[str, int]]:
     """uvicorn serving `repo`'s service on a free port: (its URL, its pid)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRBVAE_API_")}
-    env.update(SRBVAE_API_REDIS_URL=redis_url, SRBVAE_API_DEFAULT_MODEL="faces")
+    env.update(SRBVAE_API_REDIS_URL=redis_url, SRBVAE_API_DEFAULT_MODEL=model)
     env.update(SRBVAE_API_JOB_TIMEOUT_S="300")  # a shared machine answers late, not wrongly
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port),
@@ -68,8 +73,10 @@ def api_process(repo: Path, redis_url: str, log: Path) -> Iterator[tuple[str, in
         process.wait()
 
 
-def level(repo: Path, redis_url: str, files: dict[str, bytes], n: int, log: Path) -> dict:
-    with api_process(repo, redis_url, log) as (url, pid):
+def level(
+    repo: Path, redis_url: str, files: dict[str, bytes], n: int, log: Path, model: str
+) -> dict:
+    with api_process(repo, redis_url, log, model) as (url, pid):
         warm = burst(f"{url}/transfer", files, 1)[0]
         if warm.status != 200:
             raise RuntimeError(f"the warm-up request was answered {warm}")
@@ -95,12 +102,19 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="checkout whose API to run")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models")
+    parser.add_argument("--photos", action="store_true", help="faces, photos with a face each")
     args = parser.parse_args()
 
-    files = {"image": photo_jpeg(seed=0), "attributes": photo_jpeg(seed=1)}
+    if args.photos:
+        model = "faces"
+        files = {"image": phone_photo(seed=0), "attributes": phone_photo(seed=2)}
+    else:
+        model = "digits"
+        files = {"image": photo_jpeg(seed=0), "attributes": photo_jpeg(seed=1)}
     sizes = " + ".join(f"{len(d) / 2**20:.1f} MiB" for d in files.values())
     repo = args.repo.resolve()
-    print(f"API of {repo} (commit {_commit(repo)}); two 4000x3000 JPEGs per request: {sizes}")
+    print(f"API of {repo} (commit {_commit(repo)}); model {model}; two 4000x3000 JPEGs per"
+          f" request: {sizes}")  # fmt: skip
     print(f"{'in flight':>9} {'resting':>8} {'peak':>8} {'10 s on':>8}  {'s/request':>9}"
           f" {'median s':>8} {'slowest':>7}  answers")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +124,7 @@ def main() -> None:
             running_worker(redis.url, args.model_dir, root, torch_threads=1),
         ):
             for n in args.levels:
-                r = level(repo, redis.url, files, n, root / "api.log")
+                r = level(repo, redis.url, files, n, root / "api.log", model)
                 answers = ", ".join(
                     f"{c} x {s or 'failed'}" for s, c in sorted(r["statuses"].items())
                 )

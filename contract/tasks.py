@@ -3,9 +3,12 @@
 Images travel at the model's resolution, as the API sends them: raw pixels, `RAW_RGB_PREFIX`
 and the base64 of the (R, R, 3) uint8 array, row by row (no codec at either end); or
 base64-encoded PNG bytes, as other senders may. The API decodes, validates and resizes uploads
-before queuing. The one exception is a photo for a faces model (`PHOTO_PREFIX`): transfer,
-sample and neutralize take it as uploaded, its format and pixel count checked by the API, and
-the worker finds the face in it, edits it and pastes it back (docs/photos.md).
+before queuing. The one exception is a photo for a faces model: transfer, sample and neutralize
+take it as uploaded, its format and pixel count checked by the API, and the worker finds the
+face in it, edits it and pastes it back (docs/photos.md). The API stores the file's bytes in
+Redis beside the job (`PHOTO_KEY_PREFIX`, in the pipeline that queues it) and the payload names
+the key (`PHOTO_REF_PREFIX`), so that megabytes of photo are not base64-encoded three times
+over into the message; other senders may put the file inline (`PHOTO_PREFIX`).
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ class TaskName(StrEnum):
 
 RAW_RGB_PREFIX = "rgb8:"  # not in the base64 alphabet: no PNG's base64 starts with it
 PHOTO_PREFIX = "photo:"  # + the base64 of an uploaded photo file, for a faces model
+PHOTO_REF_PREFIX = "photo-key:"  # + the Redis key holding the file's bytes, under PHOTO_KEY_PREFIX
+PHOTO_KEY_PREFIX = "srbvae:photo:"
 ImageB64 = Annotated[
     str,
     Field(
         min_length=1,
         description="an image at the model's resolution: 'rgb8:' and the base64 of its "
         "(R, R, 3) uint8 RGB pixels, row by row; or a base64-encoded PNG; or, for a faces "
-        "model, 'photo:' and the base64 of a photo file (PNG, JPEG, WebP, BMP, GIF)",
+        "model, a photo file (PNG, JPEG, WebP, BMP, GIF): 'photo:' and its base64, or "
+        "'photo-key:' and the Redis key that holds it",
     ),
 ]
 # What a photo's job answers: the photo with the face edited, or the edited aligned crop.
@@ -74,7 +80,7 @@ class TransferRequest(_Payload):
     image: ImageB64  # keeps its common factors z
     attributes: ImageB64  # gives its target factors e
     strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    # For photos (PHOTO_PREFIX) only: which face of each, and what to answer.
+    # For photos only: which face of each, and what to answer.
     face: FaceIndex = 0
     attributes_face: FaceIndex = 0
     output: Output = "photo"

@@ -1,5 +1,5 @@
-"""Photos for the faces models, in the worker: a photo as uploaded (contract.tasks.PHOTO_PREFIX)
--> its face aligned at the model's resolution (what the model sees) -> the edited crop pasted
+"""Photos for the faces models, in the worker: a photo as uploaded (its bytes from Redis, or
+inline: contract.tasks.PHOTO_REF_PREFIX, PHOTO_PREFIX) -> its face aligned at the model's resolution (what the model sees) -> the edited crop pasted
 back into the photo at the photo's own size, encoded as the answer.
 
 Two steps, kept apart so that anything else that wants the model's input (the crop) can take it
@@ -71,6 +71,8 @@ def photo_bytes(data: str, field: str) -> bytes:
 
 def decode_photo(raw: bytes, field: str) -> tuple[np.ndarray, bool]:
     """File bytes -> ((H, W, 3) uint8 RGB upright, whether it is a JPEG)."""
+    if len(raw) > MAX_PHOTO_BYTES:
+        raise InvalidPayload(f"{field}: the photo is over {MAX_PHOTO_BYTES} bytes")
     try:
         with Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS) as opened:
             w, h = opened.size
@@ -88,11 +90,11 @@ def decode_photo(raw: bytes, field: str) -> tuple[np.ndarray, bool]:
         raise UnreadableImage(f"{field}: truncated or corrupt image ({exc})") from None
 
 
-def read_photo(data: str, field: str, resolution: int, zoom: float, face: int = 0) -> Photo:
-    """A payload's photo (the base64 after PHOTO_PREFIX) -> the photo with face number `face`
-    (largest first) aligned at `resolution` with the training framing `zoom`. 422 when no face
-    is found, or fewer than asked for."""
-    pixels, jpeg = decode_photo(photo_bytes(data, field), field)
+def read_photo(raw: bytes, field: str, resolution: int, zoom: float, face: int = 0) -> Photo:
+    """A photo file's bytes -> the photo with face number `face` (largest first) aligned at
+    `resolution` with the training framing `zoom`. 422 when no face is found, or fewer than
+    asked for."""
+    pixels, jpeg = decode_photo(raw, field)
     faces = detect_faces(pixels)
     if not faces:
         raise NoFaceFound(f"no face was found in the photo uploaded as {field!r}")

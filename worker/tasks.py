@@ -15,9 +15,10 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
+import redis
 import torch
 from celery import Task, signals
 from celery.exceptions import Ignore
@@ -27,7 +28,9 @@ from pydantic import BaseModel
 from contract.errors import InvalidPayload, JobError, JobTimeout
 from contract.tasks import (
     MAX_SEED,
+    PHOTO_KEY_PREFIX,
     PHOTO_PREFIX,
+    PHOTO_REF_PREFIX,
     DomainCheck,
     EncodeRequest,
     EncodeResult,
@@ -137,6 +140,12 @@ def _release_gate(**_) -> None:
 # --- the tasks ---------------------------------------------------------------------------------
 
 
+def _forget(client: redis.Redis, key: str) -> None:
+    """Deletes a job's stored photo; should Redis be away, the key expires by itself."""
+    with contextlib.suppress(redis.RedisError):
+        client.delete(key)
+
+
 def _task(name: str):
     return app.task(name=str(name), base=ModelTask, bind=True)
 
@@ -184,15 +193,13 @@ class Run(contextlib.ExitStack):
 
     def model_inputs(self, faces: dict[str, int] | None = None, **images: str) -> np.ndarray:
         """Payload images by field name, in that order -> (B, R, R, 3) uint8. A photo
-        (PHOTO_PREFIX) gives its face number `faces[field]` aligned; it is kept in
-        `self.photos`."""
+        (PHOTO_REF_PREFIX, PHOTO_PREFIX) gives its face number `faces[field]` aligned; it is
+        kept in `self.photos`."""
         resolution = self.m.vae.resolution
         rows = []
         for field, data in images.items():
-            if data.startswith(PHOTO_PREFIX):
-                found = self._read_photo(
-                    data[len(PHOTO_PREFIX) :], field, (faces or {}).get(field, 0)
-                )
+            if data.startswith((PHOTO_REF_PREFIX, PHOTO_PREFIX)):
+                found = self._read_photo(data, field, (faces or {}).get(field, 0))
                 rows.append(found.aligned.crop)
             else:
                 rows.append(payload.decode_image(data, resolution, field))
@@ -210,9 +217,27 @@ class Run(contextlib.ExitStack):
             ):
                 raise JobTimeout("no photo slot came free before the job's time limit")
             self.callback(photo.PHOTO_SLOTS.release)
-        found = photo.read_photo(data, field, self.m.vae.resolution, zoom, face)
+        found = photo.read_photo(
+            self._photo_file(data, field), field, self.m.vae.resolution, zoom, face
+        )
         self.photos[field] = found
         return found
+
+    def _photo_file(self, data: str, field: str) -> bytes:
+        """A payload's photo -> the file's bytes: inline, or from the key the API stored them
+        under (deleted once the job ends; a job redelivered after a crash still finds them)."""
+        if data.startswith(PHOTO_PREFIX):
+            return photo.photo_bytes(data[len(PHOTO_PREFIX) :], field)
+        key = data[len(PHOTO_REF_PREFIX) :]
+        if not key.startswith(PHOTO_KEY_PREFIX):
+            raise InvalidPayload(f"{field}: a photo's key must start with {PHOTO_KEY_PREFIX!r}")
+        raw = cast(bytes | None, self.rt.redis.get(key))  # a client without decode_responses
+        if raw is None:
+            raise InvalidPayload(
+                f"{field}: the photo is no longer stored (it expires with its job)"
+            )
+        self.callback(_forget, self.rt.redis, key)
+        return raw
 
     # Device work. Each call is one operation for the device thread (worker/batcher.py): rows
     # of concurrent jobs for the same model and kind are concatenated into one forward pass.

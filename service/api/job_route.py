@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -25,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from contract.registry import ModelInfo
 from contract.tasks import (
-    PHOTO_PREFIX,
+    PHOTO_KEY_PREFIX,
+    PHOTO_REF_PREFIX,
     RAW_RGB_PREFIX,
     EncodeResult,
     ImagesResult,
@@ -60,10 +62,6 @@ ONE_IMAGE = (TaskName.TRANSFER, TaskName.NEUTRALIZE)  # answered as `image`, not
 # millisecond of work in all.
 INLINE_UPLOAD_BYTES = 64 * 1024
 INLINE_DECODE_BYTES = 512 * 1024
-# A photo forwarded to the worker is held as base64 (4/3 of its bytes) in the payload, and again
-# in the task message while it is built (the JSON body, its base64, the JSON envelope and its
-# bytes: 4/3, 16/9, 16/9 and 16/9): about 7 times the file at the peak.
-PHOTO_SEND_FACTOR = 7
 
 
 @dataclass(frozen=True)
@@ -98,6 +96,10 @@ class JobRoute:
         self.workers = workers
         self.metrics = metrics
         self.run_async = run_async
+        # Photos, stored beside the job when it is queued: Redis key -> the file's bytes; and
+        # the form that holds their share of the memory budget until then.
+        self._photos: dict[str, bytes] = {}
+        self._form: Form | None = None
 
     async def model(self, name: str | None) -> ModelInfo:
         """The model a request names (or the default), as a live worker holds it: 404 for a
@@ -116,8 +118,8 @@ class JobRoute:
         clean PNGs, decoded off the event loop (400, 413, 415 for a refused image) within the
         image memory budget (503 when it stays full); the uploads' bytes are dropped after.
         With `photos`, for a faces model, an upload whose size is not the model's resolution
-        is a photo: checked from its header and forwarded undecoded (PHOTO_PREFIX), its budget
-        held until the request ends."""
+        is a photo: checked from its header and forwarded undecoded, stored in Redis beside the
+        job (PHOTO_REF_PREFIX), its upload's budget held until the job is queued."""
         params = fields_of(fields, form)
         uploads = files_of(form, files, max_many)
         model = await self.model(params.model)
@@ -131,26 +133,29 @@ class JobRoute:
         def is_photo(u: Upload) -> bool:
             return takes_photos and images.photo_size(u.data, limits, label(u)) != square
 
+        stored: dict[str, bytes] = {}  # the photos, by the Redis key they go under
+
         def prepare(u: Upload, photo: bool) -> str:
             if photo:
-                return PHOTO_PREFIX + base64.b64encode(u.data).decode()
+                key = f"{PHOTO_KEY_PREFIX}{uuid.uuid4().hex}"
+                stored[key] = u.data
+                return PHOTO_REF_PREFIX + key
             pixels = images.prepare_pixels(u.data, model.resolution, limits, label(u))
             return RAW_RGB_PREFIX + base64.b64encode(pixels).decode()
 
         kinds: dict[int, bool] = {}  # id of each upload -> taken as a photo
 
         def decode_cost() -> int:
-            """The largest decode (one image is decoded at a time), plus every photo's copies
-            while it is sent."""
+            """The largest decode (one image is decoded at a time); a photo is not decoded,
+            and its bytes go to Redis as they are (redis-py writes large values uncopied)."""
             every = [u for found in uploads.values() for u in found]
             kinds.update((id(u), is_photo(u)) for u in every)
-            sent = sum(PHOTO_SEND_FACTOR * len(u.data) for u in every if kinds[id(u)])
             decoded = [
                 images.decode_cost(u.data, model.resolution, limits)
                 for u in every
                 if not kinds[id(u)]
             ]
-            return sent + max(decoded, default=0)
+            return max(decoded, default=0)
 
         def prepare_all() -> dict[str, list[str]]:
             return {
@@ -170,9 +175,10 @@ class JobRoute:
         except images.ImageRejected as exc:
             form.release()
             raise ApiError(exc.status, exc.detail) from exc
-        if not any(kinds.values()):
+        if stored:  # sent with the job, and released then
+            self._photos, self._form = stored, form
+        else:
             form.release()  # the uploads are PNGs at the model's resolution from here on
-        # else a photo's copies live as long as the request: multipart_form releases them
         return JobUpload(params, model, pngs)
 
     async def answer(self, task: TaskName, payload: BaseModel, *, as_json: bool) -> Response:
@@ -180,7 +186,10 @@ class JobRoute:
         jobs, metrics, settings = self.jobs, self.metrics, self.settings
         start = time.perf_counter()
         if self.run_async:
-            job_id, _ = await jobs.submit(task, payload, settings.result_ttl_s, journal=True)
+            job_id, _ = await jobs.submit(
+                task, payload, settings.result_ttl_s, journal=True, photos=self._photos
+            )
+            self._queued()
             metrics.jobs.labels(task, "submitted").inc()
             url = str(self.request.url_for("read_job", job_id=job_id).path)
             return JSONResponse(
@@ -190,7 +199,10 @@ class JobRoute:
             )
         async with jobs.watch() as watch:
             # A synchronous job nobody waits for after the timeout is dropped by the worker.
-            job_id, record = await jobs.submit(task, payload, settings.job_timeout_s, watch=watch)
+            job_id, record = await jobs.submit(
+                task, payload, settings.job_timeout_s, watch=watch, photos=self._photos
+            )
+            self._queued()
             metrics.jobs.labels(task, "submitted").inc()
             try:
                 state = await jobs.wait(watch, record, settings.job_timeout_s)
@@ -203,6 +215,12 @@ class JobRoute:
         assert state.result is not None
         metrics.worker_seconds.labels(task).observe(state.result.elapsed_ms / 1000)
         return await render(public_result(task, job_id, state.result), as_json)
+
+    def _queued(self) -> None:
+        """The photos are in Redis: the request holds none of their bytes from now on."""
+        self._photos = {}
+        if self._form is not None:
+            self._form.release()
 
     def _raise_for_failure(self, state: JobState) -> None:
         if state.error is None:

@@ -38,6 +38,9 @@ from service.core.sender import queue_task
 log = logging.getLogger(__name__)
 
 JOB_KEY_PREFIX = "srbvae:api:job:"
+# A job's photos outlive its expiry by this much: a worker that took it just before may still
+# be reading them, or take it again after a crash (the visibility timeout, 300 s by default).
+PHOTO_GRACE_S = 600
 _TIMEOUTS = {"TimeLimitExceeded", "SoftTimeLimitExceeded"}
 
 
@@ -130,13 +133,15 @@ class JobQueue:
     async def submit(
         self, task: TaskName, payload: BaseModel, expires_s: float,
         *, journal: bool = False, watch: JobWatch | None = None,
+        photos: dict[str, bytes] | None = None,
     ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
         queue is too long. `expires_s`: a worker that only gets to the job later drops it
         (revoked), so a backlog is not spent on answers whose clients have gone. `journal`:
         note the job in the journal (service/core/journal.py), which sends it again should
         the broker lose it. `watch`: the job takes its id, and is sent only once the result
-        subscription is in force (it normally is already)."""
+        subscription is in force (it normally is already). `photos`: files the payload names
+        by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip."""
         await self._admit()
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
@@ -148,6 +153,8 @@ class JobQueue:
             # The record, the journal entry and the job in one round trip.
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
+            for key, data in (photos or {}).items():  # the worker deletes them once it is done
+                pipe.set(key, data, ex=int(expires_s) + PHOTO_GRACE_S)
             if noted is not None:
                 noted.add(pipe, job_id, task, payload, expires_s)
             queue_task(pipe, str(task), payload.model_dump(mode="json"), job_id, expires_s)

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from contract.registry import ModelInfo, WorkerInfo
 from contract.tasks import (
-    PHOTO_PREFIX,
+    PHOTO_REF_PREFIX,
     RAW_RGB_PREFIX,
     DomainCheck,
     EncodeResult,
@@ -58,9 +58,7 @@ class FakeWorkers(LiveWorkers):
 
 def _as_png(image: str) -> str:
     """A payload image (raw pixels, as the routes send them) as the base64 PNG a worker
-    answers with; a photo as the file sent."""
-    if image.startswith(PHOTO_PREFIX):
-        return image[len(PHOTO_PREFIX) :]
+    answers with."""
     if not image.startswith(RAW_RGB_PREFIX):
         return image
     pixels = base64.b64decode(image[len(RAW_RGB_PREFIX) :])
@@ -68,6 +66,11 @@ def _as_png(image: str) -> str:
     out = io.BytesIO()
     Image.frombytes("RGB", (side, side), pixels).save(out, "PNG")
     return base64.b64encode(out.getvalue()).decode()
+
+
+def _echo_photo(data: bytes) -> tuple[str, str]:
+    media_type = "image/jpeg" if data.startswith(b"\xff\xd8") else "image/png"
+    return base64.b64encode(data).decode(), media_type
 
 
 def _blank(resolution: int) -> str:
@@ -82,6 +85,7 @@ class FakeJobs:
 
     def __init__(self) -> None:
         self.sent: list[tuple[TaskName, BaseModel]] = []
+        self.photos: dict[str, bytes] = {}  # stored with the jobs, by Redis key
         self.jobs: dict[str, tuple[JobRecord, BaseModel]] = {}
         self.fail: JobError | None = None
         self.hold = False
@@ -90,6 +94,12 @@ class FakeJobs:
     async def queue_depth(self) -> int:
         return 0
 
+    def _echo(self, image: str) -> tuple[str, str]:
+        """A payload image as the worker's answer: (base64, media type); a photo as sent."""
+        if image.startswith(PHOTO_REF_PREFIX):
+            return _echo_photo(self.photos[image[len(PHOTO_REF_PREFIX) :]])
+        return _as_png(image), "image/png"
+
     async def ping(self) -> None:
         return None
 
@@ -97,7 +107,8 @@ class FakeJobs:
     async def watch(self):
         yield JobWatch(str(uuid.uuid4()), results=None)
 
-    async def submit(self, task, payload, expires_s, *, journal=False, watch=None):
+    async def submit(self, task, payload, expires_s, *, journal=False, watch=None, photos=None):
+        self.photos.update(photos or {})
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
         self.sent.append((task, payload))
@@ -123,11 +134,10 @@ class FakeJobs:
             n = len(payload.images)
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
         elif record.task in (TaskName.TRANSFER, TaskName.NEUTRALIZE):
-            photo = payload.image.startswith(PHOTO_PREFIX + "/9j/")  # a JPEG's base64
-            media_type = "image/jpeg" if photo else "image/png"
-            result = ImagesResult(**common, images=[_as_png(payload.image)], media_type=media_type)
+            image, media_type = self._echo(payload.image)  # echo what was sent
+            result = ImagesResult(**common, images=[image], media_type=media_type)
         elif record.task is TaskName.SAMPLE:
-            images = [_as_png(payload.image)] * payload.n
+            images = [self._echo(payload.image)[0]] * payload.n
             result = ImagesResult(**common, images=images, seed=payload.seed)
         elif record.task is TaskName.INTERPOLATE:
             images = [_as_png(payload.a)] * (payload.steps - 1) + [_as_png(payload.b)]

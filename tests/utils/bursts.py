@@ -25,6 +25,11 @@ MiB = 1024 * 1024
 def photo_jpeg(seed: int = 0, size: tuple[int, int] = (4000, 3000), quality: int = 96) -> bytes:
     """A phone-sized JPEG (12 megapixels by default) that compresses like a photo, not like a
     flat test card: colour waves under grain. About 8 MiB at the defaults, like a phone photo."""
+    return jpeg(photo_pixels(seed, size), quality)
+
+
+def photo_pixels(seed: int = 0, size: tuple[int, int] = (4000, 3000)) -> np.ndarray:
+    """(H, W, 3) uint8 of `photo_jpeg`."""
     width, height = size
     rng = np.random.default_rng(seed)
     x, y = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
@@ -36,6 +41,10 @@ def photo_jpeg(seed: int = 0, size: tuple[int, int] = (4000, 3000), quality: int
         grain = rng.integers(-28, 29, (height, width), dtype=np.int16)
         channel = (128 + wave_y[:, None] + wave_x[None, :]).astype(np.int16) + grain
         pixels[..., c] = np.clip(channel, 0, 255)
+    return pixels
+
+
+def jpeg(pixels: np.ndarray, quality: int = 96) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
     return out.getvalue()

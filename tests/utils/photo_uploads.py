@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 from PIL import Image
 
-from tests.utils.face_scenes import Scene, astronaut, background, compose
+from tests.utils.bursts import jpeg, photo_pixels
+from tests.utils.face_scenes import RENDER, RENDER_ZOOM, Scene, astronaut, background, compose
+from training.data.faces import align, render_face, sample_common, sample_expression
 
 ORIENTATION = 0x0112
 
@@ -29,6 +32,18 @@ def two_face_scene() -> Scene:
 def no_face() -> np.ndarray:
     """320x240 textured background: no face in it."""
     return background(np.random.default_rng(0), 240, 320)
+
+
+def phone_photo(seed: int = 0, size: tuple[int, int] = (4000, 3000), face_px: int = 700) -> bytes:
+    """A phone-sized JPEG (12 megapixels, ~8 MiB, as tests.utils.bursts.photo_jpeg) with one
+    rendered face `face_px` across in it, which the detector finds."""
+    rng = np.random.default_rng(seed)
+    pixels = photo_pixels(seed, size)
+    face = render_face(align(sample_common(rng)), sample_expression(rng, 0), RENDER, RENDER_ZOOM)
+    face = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+    x, y = size[0] // 3, size[1] // 4
+    pixels[y : y + face_px, x : x + face_px] = face
+    return jpeg(pixels)
 
 
 def astronaut_photo() -> np.ndarray:

@@ -10,8 +10,16 @@ import redis
 from PIL import Image
 
 from contract.errors import InvalidPayload, UnknownModel
-from contract.tasks import RAW_RGB_PREFIX, RESULTS, TaskName
+from contract.tasks import (
+    PHOTO_KEY_PREFIX,
+    PHOTO_PREFIX,
+    PHOTO_REF_PREFIX,
+    RAW_RGB_PREFIX,
+    RESULTS,
+    TaskName,
+)
 from model.target_prior import TargetPrior
+from tests.utils import photo_uploads
 from tests.utils.worker_process import read_workers
 from tests.worker.conftest import (
     RESOLUTION,
@@ -160,6 +168,26 @@ def test_unknown_model_fails_with_unknown_model(client):
 def test_malformed_payload_fails_with_invalid_payload(client, kwargs, message):
     with pytest.raises(InvalidPayload, match=message):
         run(client, TaskName.NEUTRALIZE, **kwargs)
+
+
+def test_a_photo_stored_beside_its_job_is_edited_then_deleted(client, redis_server):
+    store = redis.Redis.from_url(redis_server.url)
+    key = PHOTO_KEY_PREFIX + "test-astronaut"
+    store.set(key, photo_uploads.encode(photo_uploads.astronaut_photo(), "JPEG"), ex=60)
+    result = run(client, TaskName.NEUTRALIZE, model="faces", image=PHOTO_REF_PREFIX + key)
+    assert result["media_type"] == "image/jpeg"
+    assert (result["photos"]["image"]["width"], result["photos"]["image"]["height"]) == (512, 512)
+    assert not store.exists(key)
+    with pytest.raises(InvalidPayload, match="the photo is no longer stored"):
+        run(client, TaskName.NEUTRALIZE, model="faces", image=PHOTO_REF_PREFIX + key)
+    with pytest.raises(InvalidPayload, match="must start with 'srbvae:photo:'"):
+        run(client, TaskName.NEUTRALIZE, model="faces", image=PHOTO_REF_PREFIX + "srbvae:workers")
+    store.close()
+
+
+def test_digits_take_no_photos(client):
+    with pytest.raises(InvalidPayload, match="takes pictures at its own framing, not photos"):
+        run(client, TaskName.NEUTRALIZE, model="digits", image=PHOTO_PREFIX + "aGVsbG8=")
 
 
 def test_latents_of_the_wrong_width_fail_with_invalid_payload(client):

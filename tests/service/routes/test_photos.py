@@ -1,14 +1,13 @@
 """Photos through the picture routes, against fake workers: for a faces model an upload that is
-not at the model's resolution is forwarded as uploaded (contract.tasks.PHOTO_PREFIX), checked
-from its header only; everything else is prepared as before."""
+not at the model's resolution is forwarded as uploaded, stored beside the job and named by key
+(contract.tasks.PHOTO_REF_PREFIX), checked from its header only; everything else is prepared
+as before."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
-from contract.tasks import PHOTO_PREFIX, RAW_RGB_PREFIX
+from contract.tasks import PHOTO_KEY_PREFIX, PHOTO_REF_PREFIX, RAW_RGB_PREFIX
 from tests.service.fakes import model_info
 from tests.utils import images
 
@@ -35,7 +34,8 @@ def test_a_photo_for_a_faces_model_is_forwarded_as_uploaded(client, jobs, faces)
     answer = post(client, "/transfer", photo, images.png((32, 32)), model=faces,
                   face="1", attributes_face="2", output="face")  # fmt: skip
     assert answer.status_code == 200
-    assert sent(jobs) == PHOTO_PREFIX + base64.b64encode(photo).decode()
+    key = sent(jobs).removeprefix(PHOTO_REF_PREFIX)
+    assert key.startswith(PHOTO_KEY_PREFIX) and jobs.photos[key] == photo
     assert sent(jobs, "attributes").startswith(RAW_RGB_PREFIX)  # at the model's resolution
     payload = jobs.sent[-1][1]
     assert (payload.face, payload.attributes_face, payload.output) == (1, 2, "face")
@@ -51,7 +51,7 @@ def test_the_answer_has_the_workers_media_type(client, faces):
 @pytest.mark.parametrize("route", ["/sample", "/neutralize"])
 def test_sample_and_neutralize_forward_photos_too(client, jobs, faces, route):
     post(client, route, images.png((64, 48)), model=faces, face="3")
-    assert sent(jobs).startswith(PHOTO_PREFIX) and jobs.sent[-1][1].face == 3
+    assert sent(jobs).startswith(PHOTO_REF_PREFIX) and jobs.sent[-1][1].face == 3
 
 
 def test_an_upload_at_the_models_resolution_is_prepared_as_before(client, jobs, faces):
@@ -90,3 +90,15 @@ def test_bad_photo_fields_are_422(client, faces, field):
     answer = post(client, "/neutralize", images.png((64, 48)), model=faces, **field)
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", next(iter(field))]
+
+
+def test_a_photo_request_holds_no_memory_budget_once_its_job_is_queued(client, jobs, faces):
+    budget, seen, wait = client.app.state.budget, [], jobs.wait
+
+    async def watching(watch, record, timeout_s):
+        seen.append(budget.used)  # the photo is in Redis: the request holds none of it
+        return await wait(watch, record, timeout_s)
+
+    jobs.wait = watching
+    answer = post(client, "/neutralize", images.png((300, 200)), model=faces)
+    assert answer.status_code == 200 and seen == [0]

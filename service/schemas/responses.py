@@ -107,6 +107,11 @@ class ModelPublic(BaseModel):
     method: str = Field(description="how it was trained, e.g. 'sRb-VAE' or "
                         "'Rb-VAE + latent domain adversary'")  # fmt: skip
     checkpoint_sha256: str
+    face_zoom: float | None = Field(
+        None,
+        description="a faces model's framing, which faces found in photos are aligned to; null: "
+        "the model takes pictures at its own framing only (no photos)",
+    )
     card: dict = Field(description="training data, command and metrics from the model card")
 
 

@@ -15,6 +15,8 @@ def test_docs_and_openapi_describe_the_upload_routes(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/transfer"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert {"image", "attributes", "strength", "model"} <= set(body["schema"]["properties"])
+    assert {"face", "attributes_face", "output"} <= set(body["schema"]["properties"])  # photos
+    assert "image/jpeg" in spec["paths"]["/transfer"]["post"]["responses"]["200"]["content"]
     assert "413" in spec["paths"]["/transfer"]["post"]["responses"]
     body = spec["paths"]["/interpolate"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert {"a", "b", "steps", "model"} <= set(body["schema"]["properties"])

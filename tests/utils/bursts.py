@@ -99,7 +99,7 @@ def post(url: str, files: dict[str, bytes], timeout: float = 300.0) -> Answer:
     parts = {name: (f"{name}.jpg", data, "image/jpeg") for name, data in files.items()}
     try:
         with httpx.Client(timeout=timeout) as client:
-            r = client.post(url, files=parts, data={"model": "faces"})
+            r = client.post(url, files=parts)  # the API's default model
         return Answer(r.status_code, r.headers.get("retry-after"), time.perf_counter() - start)
     except httpx.HTTPError as exc:
         return Answer(0, None, time.perf_counter() - start, repr(exc))

@@ -4,7 +4,7 @@ The statistic is the image's reconstruction error, mean |x - G(z, e)| per pixel 
 and e the posterior means (x in [-1, 1]): the Laplace likelihood the model was trained with,
 and one generate pass on top of the encode every edit runs anyway. Measured on the faces
 models, it tells the held-out synthetic faces from aligned real photos completely (AUC 1.00),
-where the latents' prior likelihood (the posteriors' KL to N(0, I)) does less well (AUC .56 to .88);
+where the latents' prior likelihood (the posteriors' KL to N(0, I)) does less well (AUC .55 to .88);
 docs/evaluation.md.
 
 A checkpoint stores the statistic's distribution on held-out images of its dataset (the

@@ -1,11 +1,12 @@
 """Photos for the faces models, in the worker: a photo as uploaded (its bytes from Redis, or
-inline: contract.tasks.PHOTO_REF_PREFIX, PHOTO_PREFIX) -> its face aligned at the model's resolution (what the model sees) -> the edited crop pasted
-back into the photo at the photo's own size, encoded as the answer.
+inline: contract.tasks.PHOTO_REF_PREFIX, PHOTO_PREFIX) -> its face aligned at the model's
+resolution (what the model sees) -> the edited crop pasted back into the photo at the photo's
+own size, encoded as the answer.
 
-Two steps, kept apart so that anything else that wants the model's input (the crop) can take it
-from the first: `read_photo` (decode, EXIF orientation, detect, select, align) and `answer`
-(paste back, encode). The photo bytes are untrusted: formats are allow-listed and the pixel
-count is checked from the header before anything is decompressed.
+The steps are kept apart so that anything else that wants the model's input (the crop) takes it
+from the first: `read_photo` (decode, EXIF orientation, detect, select, align), then `pasted`
+and `encode` (or `strip` for several edits). The photo bytes are untrusted: formats are
+allow-listed and the pixel count is checked from the header before anything is decompressed.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ MAX_PHOTO_PIXELS = 50_000_000
 MAX_STRIP_PIXELS = 48_000_000
 JPEG_MAX_SIDE = 65_500  # libjpeg's limit is 65,535 pixels a side
 JPEG_QUALITY = 95
-# Photos edited at once per process: each holds ~100 MB at 12 megapixels (the photo, its copy
-# with the face pasted, the face region in float32), and detection is CPU-bound.
+# Photos edited at once per process: one 12-megapixel JPEG read, pasted into and encoded took
+# 138 MiB at its peak (measured), and detection is CPU-bound.
 PHOTO_SLOTS = threading.BoundedSemaphore(2)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import httpx
 import numpy as np
 import pytest
+import redis
 from PIL import Image, ImageFilter
 
 from photos import photo_mask
@@ -179,3 +181,20 @@ def test_digits_take_any_picture_without_a_face(photo_api):
     answer = post(photo_api, "/neutralize", images.png((300, 200)), model="digits")
     assert answer.status_code == 200, answer.text
     assert Image.open(io.BytesIO(answer.content)).size == (32, 32)
+
+
+def test_an_async_photo_job_keeps_its_photo_until_a_worker_takes_it(photo_api, stack, scene):
+    accepted = post(photo_api, "/neutralize?async=true", uploads.encode(scene))
+    assert accepted.status_code == 202, accepted.text
+    deadline = time.monotonic() + 60
+    while (status := photo_api.get(accepted.json()["status_url"]).json())["status"] in (
+        "queued", "running"):  # fmt: skip
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["status"] == "succeeded", status
+    result = status["result"]
+    assert result["photos"]["image"]["width"] == 480
+    assert uploads.decode(base64.b64decode(result["image"])).shape == scene.shape
+    store = redis.Redis.from_url(stack["redis"].url)
+    assert not store.keys("srbvae:photo:*")  # stored beside the job, deleted by the worker
+    store.close()

@@ -52,6 +52,10 @@ ImageB64 = Annotated[
 # What a photo's job answers: the photo with the face edited, or the edited aligned crop.
 Output = Literal["photo", "face"]
 FaceIndex = Annotated[int, Field(ge=0, le=1000)]  # among the faces found, largest first
+_Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
+_Extent = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+# x, y, width, height in the upright photo's pixels: the face whose box overlaps it most.
+Box = tuple[_Coordinate, _Coordinate, _Extent, _Extent]
 PngB64 = Annotated[str, Field(min_length=1, description="base64-encoded PNG")]
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 Latents = Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]
@@ -83,6 +87,8 @@ class TransferRequest(_Payload):
     # For photos only: which face of each, and what to answer.
     face: FaceIndex = 0
     attributes_face: FaceIndex = 0
+    face_box: Box | None = None  # given: chooses instead of face
+    attributes_face_box: Box | None = None
     output: Output = "photo"
 
 
@@ -93,6 +99,7 @@ class SampleRequest(_Payload):
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
     face: FaceIndex = 0
+    face_box: Box | None = None
     output: Output = "photo"
 
 
@@ -100,6 +107,7 @@ class NeutralizeRequest(_Payload):
     model: ModelName
     image: ImageB64
     face: FaceIndex = 0
+    face_box: Box | None = None
     output: Output = "photo"
 
 

@@ -25,8 +25,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from contract.errors import InvalidPayload, NoFaceFound, UnreadableImage
 from contract.images import to_rgb
-from contract.tasks import FaceBox, PhotoFaces
-from photos import Aligned, Face, align_face, detect_faces, paste_back
+from contract.tasks import Box, FaceBox, PhotoFaces
+from photos import Aligned, Face, NoFaceError, align_face, detect_faces, paste_back, select_face
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # as the API's allow-list
 # The worker's own bounds on a message's photo, above the API's defaults (10 MiB files, 25
@@ -91,15 +91,24 @@ def decode_photo(raw: bytes, field: str) -> tuple[np.ndarray, bool]:
         raise UnreadableImage(f"{field}: truncated or corrupt image ({exc})") from None
 
 
-def read_photo(raw: bytes, field: str, resolution: int, zoom: float, face: int = 0) -> Photo:
-    """A photo file's bytes -> the photo with face number `face` (largest first) aligned at
-    `resolution` with the training framing `zoom`. 422 when no face is found, or fewer than
-    asked for."""
+def read_photo(raw: bytes, field: str, resolution: int, zoom: float, face: int | Box = 0) -> Photo:
+    """A photo file's bytes -> the photo with one face aligned at `resolution` with the
+    training framing `zoom`: face number `face` (largest first), or the one whose box overlaps
+    the box `face` (x, y, width, height) most. 422 when no face is found, fewer than asked
+    for, or none in the box."""
     pixels, jpeg = decode_photo(raw, field)
     faces = detect_faces(pixels)
     if not faces:
         raise NoFaceFound(f"no face was found in the photo uploaded as {field!r}")
-    if face >= len(faces):
+    if isinstance(face, tuple):
+        box = face
+        try:
+            face = faces.index(select_face(faces, box=box))
+        except NoFaceError:
+            raise NoFaceFound(
+                f"no face was found inside the box {list(box)} in the photo uploaded as {field!r}"
+            ) from None
+    elif face >= len(faces):
         raise InvalidPayload(
             f"{field}: face {face} was asked for, but {len(faces)} were found (0 is the largest)"
         )

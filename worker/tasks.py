@@ -31,6 +31,7 @@ from contract.tasks import (
     PHOTO_KEY_PREFIX,
     PHOTO_PREFIX,
     PHOTO_REF_PREFIX,
+    Box,
     DomainCheck,
     EncodeRequest,
     EncodeResult,
@@ -191,10 +192,10 @@ class Run(contextlib.ExitStack):
 
     # What the model sees: pictures at its resolution, a photo's face aligned.
 
-    def model_inputs(self, faces: dict[str, int] | None = None, **images: str) -> np.ndarray:
+    def model_inputs(self, faces: dict[str, int | Box] | None = None, **images: str) -> np.ndarray:
         """Payload images by field name, in that order -> (B, R, R, 3) uint8. A photo
-        (PHOTO_REF_PREFIX, PHOTO_PREFIX) gives its face number `faces[field]` aligned; it is
-        kept in `self.photos`."""
+        (PHOTO_REF_PREFIX, PHOTO_PREFIX) gives the face `faces[field]` (its number, or a box it
+        overlaps) aligned; it is kept in `self.photos`."""
         resolution = self.m.vae.resolution
         rows = []
         for field, data in images.items():
@@ -205,7 +206,7 @@ class Run(contextlib.ExitStack):
                 rows.append(payload.decode_image(data, resolution, field))
         return np.stack(rows)
 
-    def _read_photo(self, data: str, field: str, face: int) -> photo.Photo:
+    def _read_photo(self, data: str, field: str, face: int | Box) -> photo.Photo:
         zoom = self.m.info.face_zoom
         if zoom is None:
             raise InvalidPayload(
@@ -255,7 +256,7 @@ class Run(contextlib.ExitStack):
         return z, e
 
     def encode_pngs(
-        self, faces: dict[str, int] | None = None, **pngs: str
+        self, faces: dict[str, int | Box] | None = None, **pngs: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Payload images by field name, in that order -> z, e (one row each)."""
         return self.encode(imageio.uint8_to_tensor(self.model_inputs(faces, **pngs)), list(pngs))
@@ -325,7 +326,10 @@ def generate(self, job: Job, *args, **kwargs) -> dict:
 def transfer(self, job: Job, *args, **kwargs) -> dict:
     with Run(job, TransferRequest, args, kwargs) as run:
         req = run.req
-        faces = {"image": req.face, "attributes": req.attributes_face}
+        faces = {
+            "image": req.face_box or req.face,
+            "attributes": req.attributes_face_box or req.attributes_face,
+        }
         z, e = run.encode_pngs(faces, image=req.image, attributes=req.attributes)
         return run.images(run.generate(*transfer_latents(z, e, req.strength)), onto="image")
 
@@ -340,7 +344,7 @@ def sample(self, job: Job, *args, **kwargs) -> dict:
     with Run(job, SampleRequest, args, kwargs) as run:
         req = run.req
         seed = seed_for(job.id) if req.seed is None else req.seed
-        z, _ = run.encode_pngs({"image": req.face}, image=req.image)
+        z, _ = run.encode_pngs({"image": req.face_box or req.face}, image=req.image)
         latents = sample_latents(z, run.m.vae.prior, req.n, seed, req.temperature)
         return run.images(run.generate(*latents), seed, onto="image")
 
@@ -348,7 +352,8 @@ def sample(self, job: Job, *args, **kwargs) -> dict:
 @_task(TaskName.NEUTRALIZE)
 def neutralize(self, job: Job, *args, **kwargs) -> dict:
     with Run(job, NeutralizeRequest, args, kwargs) as run:
-        z, _ = run.encode_pngs({"image": run.req.face}, image=run.req.image)
+        req = run.req
+        z, _ = run.encode_pngs({"image": req.face_box or req.face}, image=req.image)
         return run.images(run.generate(*neutral_latents(z)), onto="image")
 
 

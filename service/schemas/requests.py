@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from contract.tasks import MAX_BATCH, MAX_SEED, FaceIndex, Latents, ModelName, Output
+from contract.tasks import MAX_BATCH, MAX_SEED, Box, FaceIndex, Latents, ModelName, Output
+
+
+def _split(value: object) -> object:
+    return value.split(",") if isinstance(value, str) else value
+
+
+# A form field "x,y,width,height" (pixels of the photo as displayed), read as contract.tasks.Box.
+FormBox = Annotated[
+    Box,
+    BeforeValidator(_split),
+    WithJsonSchema({"type": "string", "examples": ["120,40,200,200"]}),
+]
 
 ModelField = Annotated[
     ModelName | None, Field(description="a model from GET /models; the default when omitted")
@@ -28,6 +40,11 @@ class PhotoFields(UploadFields):
     face: Annotated[
         FaceIndex, Field(description="which face of a photo to edit: 0 the largest, 1 the next")
     ] = 0
+    face_box: Annotated[
+        FormBox | None,
+        Field(description="x,y,width,height in the photo's pixels: edit the face whose box "
+              "overlaps it most (instead of `face`)"),
+    ] = None  # fmt: skip
     output: Annotated[
         Output,
         Field(description="photo: the photo with the face edited, at its own size; face: the "
@@ -43,6 +60,9 @@ class TransferFields(PhotoFields):
     attributes_face: Annotated[
         FaceIndex, Field(description="which face of an attributes photo to read e from")
     ] = 0
+    attributes_face_box: Annotated[
+        FormBox | None, Field(description="as face_box, for the attributes photo")
+    ] = None
 
 
 class SampleFields(PhotoFields):

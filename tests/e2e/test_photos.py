@@ -156,6 +156,12 @@ def test_json_lists_the_faces_found_and_the_index_chooses_one(photo_api):
         assert_only_the_face_changed(edited, two, face_mask(body, two.shape))
     missing = post(photo_api, "/neutralize", uploads.encode(two), face="2")
     assert missing.status_code == 422 and "2 were found" in missing.json()["detail"]
+    x, y, w, h = first["faces"][1]["box"]
+    boxed = post(photo_api, "/neutralize", uploads.encode(two), headers=JSON,
+                 face_box=f"{x + 10},{y + 10},{w / 2},{h / 2}")  # fmt: skip
+    assert boxed.json()["photos"]["image"]["used"] == 1
+    empty = post(photo_api, "/neutralize", uploads.encode(two), face_box="0,0,5,5")
+    assert empty.status_code == 422 and "inside the box" in empty.json()["detail"]
 
 
 def test_sample_pastes_each_variation_into_the_photo_side_by_side(photo_api, scene):

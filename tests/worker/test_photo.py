@@ -74,6 +74,16 @@ def test_a_face_index_picks_another_face_and_one_past_the_last_is_422():
         photo.read_photo(data, "image", 32, ZOOM, face=2)
 
 
+def test_a_box_picks_the_face_it_overlaps_most_and_an_empty_box_is_422():
+    data = uploads.encode(uploads.two_face_scene().image)
+    faces = photo.read_photo(data, "image", 32, ZOOM).faces
+    x, y, w, h = faces[1].box
+    chosen = photo.read_photo(data, "image", 32, ZOOM, face=(x + 5, y + 5, w / 2, h / 2))
+    assert chosen.used == 1 and chosen.aligned.face == faces[1]
+    with pytest.raises(NoFaceFound, match=r"inside the box \[0.0, 0.0, 5.0, 5.0\] .* 'image'"):
+        photo.read_photo(data, "image", 32, ZOOM, face=(0.0, 0.0, 5.0, 5.0))
+
+
 def test_a_truncated_photo_is_400_and_a_non_image_refused(astronaut):
     data = uploads.encode(astronaut, "JPEG")
     with pytest.raises(UnreadableImage) as caught:

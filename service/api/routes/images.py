@@ -53,6 +53,8 @@ async def transfer(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respo
         strength=params.strength,
         face=params.face,
         attributes_face=params.attributes_face,
+        face_box=params.face_box,
+        attributes_face_box=params.attributes_face_box,
         output=params.output,
     )
     return await job.answer(TaskName.TRANSFER, payload, as_json=as_json)
@@ -81,6 +83,7 @@ async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respons
         seed=seed,
         temperature=params.temperature,
         face=params.face,
+        face_box=params.face_box,
         output=params.output,
     )
     return await job.answer(TaskName.SAMPLE, payload, as_json=as_json)
@@ -99,7 +102,11 @@ async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Res
     upload = await job.read(form, PhotoFields, NEUTRALIZE_FILES, photos=True)
     params = upload.fields
     payload = NeutralizeRequest(
-        model=upload.model.name, image=upload.png("image"), face=params.face, output=params.output
+        model=upload.model.name,
+        image=upload.png("image"),
+        face=params.face,
+        face_box=params.face_box,
+        output=params.output,
     )
     return await job.answer(TaskName.NEUTRALIZE, payload, as_json=as_json)
 

@@ -85,11 +85,28 @@ def test_a_photo_that_is_no_allowed_image_is_refused(client, jobs, faces, data, 
     assert not jobs.sent
 
 
-@pytest.mark.parametrize("field", [{"output": "crop"}, {"face": "-1"}, {"face": "x"}])
+def test_a_face_box_is_forwarded_as_four_numbers(client, jobs, faces):
+    post(client, "/transfer", images.png((64, 48)), images.png((64, 48)), model=faces,
+         face_box="10, 20.5,30,40", attributes_face_box="1,2,3,4")  # fmt: skip
+    payload = jobs.sent[-1][1]
+    assert payload.face_box == (10, 20.5, 30, 40) and payload.attributes_face_box == (1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"output": "crop"},
+        {"face": "-1"},
+        {"face": "x"},
+        {"face_box": "1,2,3"},
+        {"face_box": "1,2,0,4"},
+        {"face_box": "1,2,3,nan"},
+    ],  # fmt: skip
+)
 def test_bad_photo_fields_are_422(client, faces, field):
     answer = post(client, "/neutralize", images.png((64, 48)), model=faces, **field)
     assert answer.status_code == 422
-    assert answer.json()["detail"][0]["loc"] == ["body", next(iter(field))]
+    assert answer.json()["detail"][0]["loc"][:2] == ["body", next(iter(field))]
 
 
 def test_a_photo_request_holds_no_memory_budget_once_its_job_is_queued(client, jobs, faces):

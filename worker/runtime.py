@@ -278,8 +278,9 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
         hard_limit=s.hard_time_limit,
         max_deliveries=s.max_deliveries,
         counter_ttl=int(s.result_expires + s.visibility_timeout * (s.max_deliveries + 1)),
+        result_expires=s.result_expires,
         result_key=backend.get_key_for_task,
-        store_failure=lambda job_id, exc: backend.store_result(job_id, exc, "FAILURE"),
+        store_result=backend.store_result,
         batcher=batcher,
     ).start()
     worker_id = f"{s.name}.{os.getpid()}"

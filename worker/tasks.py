@@ -86,6 +86,10 @@ class ModelTask(Task):
 
     typing = False  # the schemas validate the payload, with clearer messages
     throws = (JobError,)  # expected failures: logged in one line, without a traceback
+    # A success is stored by `__call__` in one round trip (JobTracker.store_success); Celery's
+    # backend would read the key first. Failures are stored by Celery as before.
+    ignore_result = True
+    store_errors_even_if_ignored = True
 
     def __call__(self, *args, **kwargs):
         job_id = self.request.id or "local"
@@ -97,7 +101,9 @@ class ModelTask(Task):
             with held:
                 return self._admitted_run(rt, job_id, started_before, args, kwargs)
         _held.stack = held
-        return self._admitted_run(rt, job_id, started_before, args, kwargs)
+        result = self._admitted_run(rt, job_id, started_before, args, kwargs)
+        rt.jobs.store_success(job_id, result)
+        return result
 
     @staticmethod
     def _take_place(rt, job_id: str) -> _Place:

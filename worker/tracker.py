@@ -6,6 +6,9 @@ watchdog that replaces the process when something is stuck past the hard limit.
   started before (its worker died under it) runs alone in its process: were it the poison,
   it would otherwise take the jobs running beside it down again, until they too ran out of
   deliveries.
+- Results: a job's result is stored here, as Celery's Redis backend stores it (the same value
+  under the same key, with its expiry, published on the channel named after the key), in one
+  round trip; Celery's own reads the key first. Failures are still stored by Celery.
 - Finished jobs: a redelivered job whose result is already stored (its worker died between
   storing and acknowledging, or the watchdog recorded a timeout) is acknowledged and skipped,
   so each job's result is stored once.
@@ -26,9 +29,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from celery import states
 from celery.exceptions import Ignore
+from redis import RedisError
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.tasks import DELIVERIES_PREFIX
@@ -48,8 +53,9 @@ class JobTracker:
         hard_limit: float,
         max_deliveries: int,
         counter_ttl: int,
-        result_key: Callable[[str], str],
-        store_failure: Callable[[str, Exception], None],
+        result_expires: int,
+        result_key: Callable[[str], str | bytes],
+        store_result: Callable[[str, object, str], object],
         batcher: Batcher,
     ):
         self.redis = redis
@@ -57,8 +63,9 @@ class JobTracker:
         self.hard_limit = hard_limit
         self.max_deliveries = max_deliveries
         self.counter_ttl = counter_ttl
+        self.result_expires = result_expires
         self.result_key = result_key
-        self.store_failure = store_failure
+        self.store_result = store_result  # Celery's backend: (job id, result or error, state)
         self.batcher = batcher
         self._started: dict[str, float] = {}  # job id -> monotonic start
         self._gate = Gate()
@@ -113,6 +120,33 @@ class JobTracker:
             )
         return n
 
+    def store_success(self, job_id: str, result: object) -> None:
+        """Stores a finished job's result as Celery's Redis backend does (the value the API
+        decodes, under the key and on the channel it watches), in one round trip: SET with the
+        results' expiry and PUBLISH in one MULTI. Celery's backend reads the key before writing
+        it, so as never to overwrite a stored success; a success stored over another is the
+        same answer (jobs are idempotent), and failures still go through Celery. Should Redis
+        stay away past this client's retries, Celery's backend stores it, retrying longer."""
+        meta = {
+            "status": states.SUCCESS,
+            "result": result,
+            "traceback": None,
+            "children": [],
+            "date_done": datetime.now(UTC).isoformat(),
+            "task_id": job_id,
+        }
+        key, value = self.result_key(job_id), json.dumps(meta)
+        pipe = self.redis.pipeline()
+        pipe.set(key, value, ex=self.result_expires)
+        pipe.publish(key, value)
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            log.warning(
+                "job %s: storing its result failed (%s); retrying through Celery", job_id, exc
+            )
+            self.store_result(job_id, result, states.SUCCESS)
+
     @contextlib.contextmanager
     def running(self, job_id: str) -> Iterator[float]:
         """Registers the job with the watchdog; yields its soft deadline (monotonic)."""
@@ -164,12 +198,10 @@ class JobTracker:
             try:
                 raw = self.redis.get(self.result_key(job_id))
                 if raw is None or json.loads(raw).get("status") not in states.READY_STATES:
-                    self.store_failure(
-                        job_id,
-                        JobTimeout(
-                            f"the job exceeded the hard time limit of {self.hard_limit:g} s"
-                        ),
+                    timeout = JobTimeout(
+                        f"the job exceeded the hard time limit of {self.hard_limit:g} s"
                     )
+                    self.store_result(job_id, timeout, states.FAILURE)
             except Exception:  # noqa: BLE001 - exiting matters more than this one result
                 log.exception("could not record the timeout of job %s", job_id)
         logging.shutdown()

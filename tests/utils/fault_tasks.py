@@ -8,24 +8,34 @@ import os
 import signal
 import time
 
+from celery import states
+
 from tests.utils.faults import FaultTask
 from worker.app import app
 from worker.runtime import get_runtime
 from worker.tasks import Job, ModelTask
 
 
-# track_started: the fault tests wait for STARTED through Celery before they strike.
-@app.task(name=str(FaultTask.SLEEP), base=ModelTask, bind=True, track_started=True)
+def started(task) -> None:
+    """Stores STARTED through Celery, which the fault tests wait for before they strike: the
+    tasks' base stores their results itself and has Celery's own (track_started with them) off.
+    Stored once admitted, so the job has begun."""
+    task.update_state(state=states.STARTED, meta={"pid": os.getpid()})
+
+
+@app.task(name=str(FaultTask.SLEEP), base=ModelTask, bind=True)
 def sleep(self, job: Job, seconds: float = 1.0) -> dict:
     """Holds the device thread, as a forward pass that hangs would (past the hard limit, the
     watchdog replaces the process)."""
+    started(self)
     rt = get_runtime()
     rt.jobs.wait(rt.batcher.call(lambda: time.sleep(float(seconds)), job.id), job.deadline)
     return {"slept": float(seconds)}
 
 
-@app.task(name=str(FaultTask.CRASH), base=ModelTask, bind=True, track_started=True)
+@app.task(name=str(FaultTask.CRASH), base=ModelTask, bind=True)
 def crash(self, job: Job) -> dict:
     """Dies as an out-of-memory kill would: SIGKILL, no cleanup, no acknowledgement."""
+    started(self)
     os.kill(os.getpid(), signal.SIGKILL)
     return {}

@@ -1,7 +1,8 @@
-"""The task base class alone: a job's place in the process (its gate) is held until Celery has
-stored its result, so a poison job let in next cannot kill the process before that result is
-written. Celery's real tracer runs the tasks (eagerly, results stored in memory); the runtime
-is a fake that records when the gate is taken and released."""
+"""The task base class alone: a job's place in the process (its gate) is held until its result
+is stored (a success by the base class itself, a failure by Celery), so a poison job let in
+next cannot kill the process before that result is written. Celery's real tracer runs the
+tasks (eagerly, failures stored in memory); the runtime is a fake that records when the gate
+is taken and released and what was stored."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from worker.tasks import ModelTask
 class FakeJobs:
     def __init__(self, events: list[str]):
         self.events = events
+        self.stored: dict[str, object] = {}
 
     def first_start(self, job_id: str) -> bool:
         return True
@@ -36,17 +38,25 @@ class FakeJobs:
     def admitted(self, job_id: str, *, started_before: bool) -> int:
         return 1
 
+    def store_success(self, job_id: str, result: object) -> None:
+        self.events.append("stored SUCCESS")
+        self.stored[job_id] = result
+
     @contextlib.contextmanager
     def running(self, job_id: str):
         yield time.monotonic() + 10
 
 
 @pytest.fixture
-def events(monkeypatch):
-    events: list[str] = []
-    runtime = SimpleNamespace(jobs=FakeJobs(events))
+def runtime(monkeypatch):
+    runtime = SimpleNamespace(jobs=FakeJobs([]))
     monkeypatch.setattr(worker.tasks, "get_runtime", lambda: runtime)
-    return events
+    return runtime
+
+
+@pytest.fixture
+def events(runtime):
+    return runtime.jobs.events
 
 
 @pytest.fixture
@@ -64,13 +74,14 @@ def app(events):
     return app
 
 
-def test_the_gate_is_released_only_after_the_result_is_stored(app, events):
+def test_the_gate_is_released_only_after_the_result_is_stored(app, events, runtime):
     @app.task(base=ModelTask, bind=True, name="base_test.ok")
     def ok(self, job):
         events.append("ran")
         return {"ok": True}
 
-    assert ok.apply().get() == {"ok": True}
+    result = ok.apply()
+    assert runtime.jobs.stored == {result.id: {"ok": True}}
     assert events == ["gate taken", "ran", "stored SUCCESS", "gate released"]
 
 
@@ -136,7 +147,8 @@ def test_a_job_started_before_gives_up_its_place_and_runs_alone(app, events, mon
         events.append("ran")
         return 1
 
-    assert again.apply().get() == 1
+    result = again.apply()
+    assert runtime.jobs.stored == {result.id: 1}
     assert events == [
         "gate taken", "counted? no", "gate released",
         "gate taken alone", "admitted, started before: True", "ran", "stored SUCCESS",

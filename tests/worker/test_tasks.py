@@ -73,6 +73,27 @@ def test_transfer_round_trip(client, models):
     assert_same_images(result["images"], [models["faces"].transfer(pil(a), pil(b), 0.5)])
 
 
+def test_a_result_is_stored_as_celerys_backend_stores_it(client, redis_server):
+    """The worker stores successes itself (worker/tracker.py): the same key and value that
+    Celery's backend decodes, with the results' expiry, published on the key's channel."""
+    r = redis.Redis.from_url(redis_server.url)
+    pubsub = r.pubsub()
+    pubsub.psubscribe("celery-task-meta-*")
+    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+    job = client.send_task(
+        str(TaskName.NEUTRALIZE), kwargs=dict(model="digits", image=random_png(0))
+    )
+    assert job.get(timeout=TIMEOUT)["model"] == "digits"
+    key = client.backend.get_key_for_task(job.id)
+    meta = client.backend.decode(r.get(key))
+    assert meta["status"] == "SUCCESS" and meta["task_id"] == job.id
+    assert meta["result"]["model"] == "digits" and meta["date_done"]
+    assert 3500 < r.ttl(key) <= 3600  # SRBVAE_WORKER_RESULT_EXPIRES's default
+    published = pubsub.get_message(timeout=5)
+    assert published["channel"] == key and published["data"] == r.get(key)
+    pubsub.close()
+
+
 def test_transfer_takes_raw_pixels_as_the_api_sends_them(client, models):
     a, b = random_png(12), random_png(13)
     as_png = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b)

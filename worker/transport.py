@@ -14,13 +14,17 @@ first, the visibility timeout hands such a job out again. At a warm shutdown not
 more when the channel closes, so whatever it still holds goes back at once, as in kombu.
 Selected with Celery's `broker_transport` (worker/app.py).
 
-It also notes when a message was last delivered, for worker/stall.py.
+It also notes when a message was last delivered, for worker/stall.py, and keeps one Redis
+client per connection pool where kombu makes a new one for every command it sends outside the
+consumer's own connection: recording each message as unacknowledged, and acknowledging it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import redis
@@ -62,6 +66,23 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    _pool_client: redis.Redis | None = None
+
+    @contextlib.contextmanager
+    def conn_or_acquire(self, client=None) -> Iterator[redis.Redis]:
+        """kombu's builds a redis.Redis on each call (twice per job: the unacknowledged record
+        at receipt and the acknowledgement), and redis-py's constructor is a few percent of
+        the worker's CPU. One client per pool serves them all: a redis-py client is
+        thread-safe, each command taking a connection from the pool. A new pool (after a
+        reconnect) gets a new client."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        cached = self._pool_client
+        if cached is None or cached.connection_pool is not pool:
+            cached = self._pool_client = self._create_client()
+        yield cached
 
     def _brpop_read(self, **options):
         global _last_delivery

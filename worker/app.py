@@ -99,6 +99,10 @@ def _on_worker_init(sender, **_) -> None:
         # would batch alone; threads keep one device and let requests meet in one batch.
         log.critical("the worker needs the threads or solo pool, got %s (use -P threads)", pool)
         raise SystemExit(EXIT_CONFIG)
+    if get_settings().loglevel.upper() != "DEBUG":
+        # A line per job received, written by Celery's consumer thread, which every job's
+        # receipt waits on. What became of each job is still logged (succeeded, failed, ...).
+        logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
     try:
         rt.start_runtime(get_settings(), app.backend)
     except rt.StartupError as exc:

@@ -87,7 +87,8 @@ class ModelTask(Task):
     typing = False  # the schemas validate the payload, with clearer messages
     throws = (JobError,)  # expected failures: logged in one line, without a traceback
     # A success is stored by `__call__` in one round trip (JobTracker.store_success); Celery's
-    # backend would read the key first. Failures are stored by Celery as before.
+    # backend would read the key first. Failures are stored by Celery as before. Celery's
+    # tracer gets None back: it would otherwise repr the result (its images) for its log line.
     ignore_result = True
     store_errors_even_if_ignored = True
 
@@ -101,9 +102,8 @@ class ModelTask(Task):
             with held:
                 return self._admitted_run(rt, job_id, started_before, args, kwargs)
         _held.stack = held
-        result = self._admitted_run(rt, job_id, started_before, args, kwargs)
-        rt.jobs.store_success(job_id, result)
-        return result
+        rt.jobs.store_success(job_id, self._admitted_run(rt, job_id, started_before, args, kwargs))
+        return None
 
     @staticmethod
     def _take_place(rt, job_id: str) -> _Place:

@@ -1,5 +1,6 @@
 """Task payloads in and out: pydantic validation, image decoding (raw pixels or base64 PNG),
-PNG encoding.
+PNG encoding (written here: the answers' pictures are tiny, and Pillow's set-up was most of
+the cost).
 
 The API has already decoded, validated and resized uploads, but a message on the queue is
 still untrusted input: decoding accepts PNG only, at exactly the model's resolution, checked
@@ -13,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,16 +123,38 @@ def decode_fields(images: dict[str, str], resolution: int) -> torch.Tensor:
     return imageio.uint8_to_tensor(np.stack(arrays))
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(rows: np.ndarray) -> str:
+    """(H, 1 + 3W) uint8 rows, each a filter byte (0) and its RGB pixels -> base64 PNG."""
+    h, w = rows.shape[0], (rows.shape[1] - 1) // 3
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, not interlaced
+    # Level 1: these images are tiny and speed matters more.
+    data = zlib.compress(rows.tobytes(), 1)
+    png = PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return base64.b64encode(png).decode("ascii")
+
+
+def _rows(arrays: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> (B, H, 1 + 3W): PNG's rows, filter type 0 (none)."""
+    b, h, w, _ = arrays.shape
+    rows = np.zeros((b, h, 1 + 3 * w), np.uint8)
+    rows[:, :, 1:] = arrays.reshape(b, h, 3 * w)
+    return rows
+
+
 def encode_png(array: np.ndarray) -> str:
-    """(R, R, 3) uint8 -> base64 PNG. Level 1: these images are tiny and speed matters more."""
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    """(H, W, 3) uint8 -> base64 PNG. Written here, not by Pillow, whose encoder costs three
+    times as much for a model's 32x32 picture (59 against 21 us), most of it set-up. The
+    file is no larger: unfiltered rows at level 1 made the digits' answers 10% smaller."""
+    return _png(_rows(array[None])[0])
 
 
 def encode_batch(x: torch.Tensor) -> list[str]:
     """(B, 3, R, R) in [-1, 1] -> base64 PNGs."""
-    return [encode_png(a) for a in imageio.tensor_to_uint8(x)]
+    return [_png(rows) for rows in _rows(imageio.tensor_to_uint8(x))]
 
 
 def latents(rows: list[list[float]], dim: int, field: str) -> torch.Tensor:

@@ -7,10 +7,12 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from contract.errors import InvalidPayload
 from contract.tasks import RAW_RGB_PREFIX, SampleRequest
+from model import images as imageio
 from worker import payload
 
 
@@ -23,6 +25,16 @@ def b64(image: Image.Image, fmt: str = "PNG") -> str:
 def test_png_round_trip_is_lossless():
     a = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert np.array_equal(payload.decode_png(payload.encode_png(a), 32), a)
+
+
+def test_the_answers_pngs_are_what_pillow_reads_back():
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    for data, want in zip(payload.encode_batch(x), imageio.tensor_to_uint8(x), strict=True):
+        with Image.open(io.BytesIO(base64.b64decode(data)), formats=["PNG"]) as im:
+            assert im.mode == "RGB" and np.array_equal(np.asarray(im), want)
+    wide = np.random.default_rng(1).integers(0, 256, (20, 50, 3), dtype=np.uint8)
+    with Image.open(io.BytesIO(base64.b64decode(payload.encode_png(wide)))) as im:
+        assert im.size == (50, 20) and np.array_equal(np.asarray(im), wide)
 
 
 def test_rgba_and_grey_pngs_become_rgb():

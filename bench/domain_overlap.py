@@ -1,7 +1,7 @@
 """The domain check (model/domain.py) on the faces models: held-out synthetic faces against
 real photos, and what it costs.
 
-    python -m bench.domain_overlap [--models models/faces models/faces-srbvae] [--heldout 5000]
+    python -m bench.domain_overlap [--models models/faces models/faces-rbvae] [--heldout 5000]
 
 Printed per model: the reconstruction error's stored threshold (the 99th percentile of the
 held-out `eval_fit` images the checkpoint stores), then on images it was not fitted to: the
@@ -36,7 +36,7 @@ from tests.utils.face_scenes import astronaut, lfw_subset
 from training.data import PreparedDataset
 from training.domain import split_errors
 
-MODELS = ("models/faces", "models/faces-srbvae")
+MODELS = ("models/faces", "models/faces-rbvae")
 
 
 def real_faces(resolution: int, zoom: float) -> np.ndarray:

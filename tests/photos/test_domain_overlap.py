@@ -19,7 +19,7 @@ from training.data.faces.build import FaceSizes, build_faces
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["faces", "faces-srbvae"])
+@pytest.mark.parametrize("name", ["faces", "faces-rbvae"])
 def test_held_out_synthetic_faces_pass_and_real_faces_are_out_of_domain(name, tmp_path):
     model = load_model(REPO / "models" / name)
     data = model.manifest["data"]

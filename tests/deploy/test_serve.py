@@ -118,6 +118,7 @@ def test_serve_transfers_refuses_second_stack_and_stops_on_ctrl_c(tmp_path, mode
         f"{first.url}/transfer",
         files={"image": ("a.png", png((40, 30), (200, 30, 30))),
                "attributes": ("b.png", png((40, 30), (30, 30, 200)))},
+        data={"model": "digits"},  # faces would search these plain pictures for a face
         timeout=30,
     )  # fmt: skip
     assert answer.status_code == 200, answer.text

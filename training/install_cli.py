@@ -63,6 +63,10 @@ def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = 
         title, _, rest = card.read_text().partition("\n")
         card.write_text(f"# Model card: `{name}` (trained as run `{run_name}`)\n{rest}")
     load_model(staging)
+    # Readable by all: workers run as another user than the trainer (a container's non-root
+    # user), and an export's weights are written private.
+    for path in [staging, *staging.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target

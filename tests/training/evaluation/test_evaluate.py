@@ -39,6 +39,8 @@ def test_install_puts_the_checkpoint_where_the_worker_finds_it(tiny_faces, tmp_p
     model = load_model(target)
     assert model.name == "faces" and target == tmp_path / "models" / "faces"
     assert (target / "transfers.png").is_file()
+    # A worker runs as another user than the trainer (a container's non-root user).
+    assert all(f.stat().st_mode & 0o444 == 0o444 for f in target.rglob("*"))
 
 
 def test_the_region_change_ratio_tells_an_expression_edit_from_a_background_change(tiny_faces):

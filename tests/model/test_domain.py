@@ -57,6 +57,7 @@ def test_a_stored_reference_scores_pictures_and_leaves_the_weights_alone(tmp_pat
 
     update_manifest(tmp_path, domain=DomainReference.fit(errors, trained_on="noise").record())
     assert (tmp_path / "model.safetensors").read_bytes() == weights
+    assert (tmp_path / "model.json").stat().st_mode & 0o777 == 0o644  # workers run as other users
     model = load_model(tmp_path)  # the checksum still holds
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (32, 32, 3), np.uint8))
     flat = Image.new("RGB", (32, 32), (0, 0, 0))  # far from uniform noise: a large error

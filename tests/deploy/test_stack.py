@@ -326,10 +326,11 @@ def wait_succeeded(stack: Stack, job_ids: list[str], timeout: float = 120) -> No
 
 
 def jobs_taken_by(container: str) -> set[str]:
-    """The task ids a worker container logged as received (Celery's INFO line)."""
+    """The task ids a worker container ran: Celery's INFO line of each job's end (the
+    'received' line is logged at DEBUG only)."""
     logs = subprocess.run(["docker", "logs", container], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=60).stdout  # fmt: skip
-    return set(re.findall(r"Task srbvae\.\w+\[([0-9a-f-]{36})\] received", logs))
+    return set(re.findall(r"Task srbvae\.\w+\[([0-9a-f-]{36})\] (?:succeeded|failed)", logs))
 
 
 # --- the tests, in order -----------------------------------------------------------------------

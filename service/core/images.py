@@ -108,11 +108,9 @@ def _unsupported(name: str) -> str:
     return f"{name} images are not accepted; send PNG, JPEG, WebP, BMP or GIF"
 
 
-def decode(
-    data: bytes, limits: Limits, label: str = "image", resolution: int | None = None
-) -> Image.Image:
-    """Validated bytes -> the first frame, decoded, EXIF orientation applied; with a
-    `resolution`, decoded or reduced to no less than `REDUCING_GAP` times it."""
+def _open_checked(data: bytes, limits: Limits, label: str) -> tuple[Image.Image, str]:
+    """The upload opened lazily (header read, no pixels) and its format, after the checks made
+    before decompressing anything: not empty, an allowed format, not too many pixels."""
     if not data:
         raise ImageRejected(400, f"{label}: empty file")
     fmt = sniff_format(data, label)
@@ -122,15 +120,26 @@ def decode(
         image: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(413, f"{label}: too many pixels") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(400, f"{label}: cannot decode the {fmt} image ({exc})") from exc
     width, height = image.size
     if width * height > limits.max_pixels:
+        image.close()
         raise ImageRejected(
             413, f"{label}: {width}x{height} pixels is over the limit of {limits.max_pixels}"
         )
     if width < 1 or height < 1:
+        image.close()
         raise ImageRejected(400, f"{label}: empty image")
+    return image, fmt
+
+
+def decode(
+    data: bytes, limits: Limits, label: str = "image", resolution: int | None = None
+) -> Image.Image:
+    """Validated bytes -> the first frame, decoded, EXIF orientation applied; with a
+    `resolution`, decoded or reduced to no less than `REDUCING_GAP` times it."""
+    image, fmt = _open_checked(data, limits, label)
     try:
         if resolution is not None and fmt == "JPEG":
             side = REDUCING_GAP * resolution
@@ -164,24 +173,9 @@ def photo_size(data: bytes, limits: Limits, label: str = "image") -> tuple[int, 
     """(width, height) of an upload as stored (before any EXIF turn), from its header alone:
     the checks `decode` makes before decompressing (format, pixel count), and none of its
     pixel work."""
-    if not data:
-        raise ImageRejected(400, f"{label}: empty file")
-    fmt = sniff_format(data, label)
-    if fmt is None:
-        raise ImageRejected(400, f"{label}: not a decodable image (PNG, JPEG, WebP, BMP, GIF)")
-    try:
-        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-            width, height = image.size
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected(413, f"{label}: too many pixels") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(400, f"{label}: cannot decode the {fmt} image ({exc})") from exc
-    if width * height > limits.max_pixels:
-        raise ImageRejected(
-            413, f"{label}: {width}x{height} pixels is over the limit of {limits.max_pixels}"
-        )
-    if width < 1 or height < 1:
-        raise ImageRejected(400, f"{label}: empty image")
+    image, _ = _open_checked(data, limits, label)
+    with image:
+        width, height = image.size
     return width, height
 
 

@@ -32,7 +32,7 @@ from contract.tasks import QUEUE
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
 from tests.utils.api_process import running_api
-from tests.utils.faults import FaultTask, succeeded_lines, wait_for
+from tests.utils.faults import FaultTask, log_with_successes, succeeded_lines, wait_for
 from tests.utils.sentinel import MASTER_NAME, running_sentinels
 from tests.utils.stack import FINAL
 from tests.utils.worker_process import running_worker
@@ -165,7 +165,7 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
         failed = {j: a["error"] for j, a in results.items() if a["status"] != "succeeded"}
         assert not failed, failed
 
-        worker_log = worker.log()
+        worker_log = log_with_successes(worker.log, accepted)
         runs = {job_id: succeeded_lines(worker_log, job_id) for job_id in accepted}
         assert all(n >= 1 for n in runs.values()), runs
         twice = sorted(j for j, n in runs.items() if n > 1)

@@ -12,7 +12,13 @@ from celery import states
 from contract.tasks import QUEUE
 from tests.resilience.conftest import API, WORKER
 from tests.utils import images
-from tests.utils.faults import FaultTask, assert_all_succeeded, succeeded_lines, wait_for
+from tests.utils.faults import (
+    FaultTask,
+    assert_all_succeeded,
+    log_with_successes,
+    succeeded_lines,
+    wait_for,
+)
 from tests.utils.stack import running_stack
 from tests.utils.worker_process import read_workers
 
@@ -67,7 +73,7 @@ def test_redis_restart_during_a_burst_is_a_quick_503_and_loses_no_job(stack):
     wait_for(lambda: stack.http.get("/readyz").status_code == 200, 10, "/readyz stayed 503")
     assert_all_succeeded(stack.answers(accepted, 60))
     assert hold.get(timeout=10) == {"slept": 2.0}
-    log = worker.log()
+    log = log_with_successes(worker.log, [hold.id, *accepted])
     for job_id in [hold.id, *accepted]:
         assert succeeded_lines(log, job_id) == 1, job_id
     after = stack.http.post(

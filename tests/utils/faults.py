@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from kombu import Connection, Queue
@@ -56,6 +56,18 @@ def publish_pickle(redis_url: str, marker: str, job_id: str) -> None:
 def succeeded_lines(log: str, job_id: str) -> int:
     """How often a worker log says the job succeeded: its result was stored that often."""
     return len(re.findall(rf"\[{job_id}\] succeeded", log))
+
+
+def log_with_successes(log: Callable[[], str], job_ids: Iterable[str], timeout: float = 10) -> str:
+    """The worker's log once it has a "succeeded" line for every job: a task stores its result,
+    which answers the client, a moment before Celery logs that line."""
+    ids = list(job_ids)
+
+    def complete() -> str | None:
+        text = log()
+        return text if all(succeeded_lines(text, j) for j in ids) else None
+
+    return wait_for(complete, timeout, "a job's 'succeeded' line was not logged")
 
 
 def assert_all_succeeded(answers: dict[str, dict]) -> None:

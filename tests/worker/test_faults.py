@@ -14,7 +14,13 @@ from PIL import Image
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, TaskName
 from scripts.processes import pid_alive
-from tests.utils.faults import FaultTask, publish_pickle, succeeded_lines, wait_for
+from tests.utils.faults import (
+    FaultTask,
+    log_with_successes,
+    publish_pickle,
+    succeeded_lines,
+    wait_for,
+)
 from tests.utils.worker_process import running_worker
 from tests.worker.conftest import assert_same_images, decode, random_png
 
@@ -70,7 +76,7 @@ def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, mod
 
     assert int(r.get(DELIVERIES_PREFIX + slow.id)) == 2  # killed once, then finished
     r.close()
-    log = worker.log()
+    log = log_with_successes(worker.log, [j.id for j in [slow, *samples]])
     for job in [slow, *samples]:
         assert succeeded_lines(log, job.id) == 1, job.id
 

@@ -46,6 +46,9 @@ class RunConfig:
     # Compact training states kept in git (`python -m training carry`): a run with no state
     # under runs_root resumes from carry_root/<name>, so a fresh clone continues a long run.
     carry_root: str = "resume"
+    # Another run's training state (runs/X/state or resume/X) that a run with none of its own
+    # starts from when its objective adds networks, so it cannot resume (training/warm_start.py).
+    init_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from training.grids import write_grids
 from training.monitor import CollapseMonitor
 from training.prior import fit_target_prior
 from training.stopping import StopRequested, stop_signals
+from training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 METRICS = "metrics.jsonl"
@@ -176,6 +177,19 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
             torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
         log.info("resumed %s at step %d from %s", run_dir, start_step, resume_dir)
         if ctx.is_main:  # records a stopped process wrote after its last snapshot are redone
+            _drop_records_after(metrics_path, start_step)
+    elif run.init_from:  # this run's own state, if any, takes precedence
+        manifest, extra, fresh = warm_start(run.init_from, net, optimizers, cfg)
+        start_step = int(manifest["step"])
+        elapsed_before = float(manifest.get("wall_time_seconds", 0.0))
+        _set_rng_state(extra, device)
+        if ctx.enabled:
+            torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
+        log.info(
+            "started %s at step %d from %s; fresh: %s",
+            run_dir, start_step, run.init_from, ", ".join(fresh) or "nothing",
+        )  # fmt: skip
+        if ctx.is_main:
             _drop_records_after(metrics_path, start_step)
     if ctx.is_main:
         log.info(

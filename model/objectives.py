@@ -20,7 +20,7 @@ from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
 # ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
-RBVAE_ONLY_SETTINGS = ("e_kl_weight", "swap_weight", "transfer_weight")
+RBVAE_ONLY_SETTINGS = ("e_kl_weight", "transfer_weight")
 # Settings that only SRbVAEObjective reads.
 SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
@@ -141,6 +141,23 @@ class Objective:
     def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         return laplace_nll(x, x_rec, self.cfg.laplace_scale)
 
+    def _transfers(self, z_r, mu_e, lv_e) -> torch.Tensor:
+        """G(z_r, e_u): reference z under unlabelled e, as many pairs as the smaller batch."""
+        n = min(z_r.shape[0], mu_e.shape[0])
+        return self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
+
+    def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
+        """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
+
+        Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
+        images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
+        do not make the first steps' gradients explode (they collapse the posterior)."""
+        x_swap = self._transfers(z_r, mu_e, lv_e)
+        n = x_swap.shape[0]
+        mu_zs, _ = self.net.encoder_z(x_swap)
+        var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
+        return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)
+
 
 class RbVAEObjective(Objective):
     """Eq. (3): KL terms plus Laplace reconstruction, of unlabelled (z, e) and reference (z, e^r)."""
@@ -193,23 +210,6 @@ class RbVAEObjective(Objective):
         loss = total(terms.values())
         stats["loss/total"] = loss
         return PhaseResult(loss, stats, cache, terms)
-
-    def _transfers(self, z_r, mu_e, lv_e) -> torch.Tensor:
-        """G(z_r, e_u): reference z under unlabelled e, as many pairs as the smaller batch."""
-        n = min(z_r.shape[0], mu_e.shape[0])
-        return self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
-
-    def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
-        """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
-
-        Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
-        images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
-        do not make the first steps' gradients explode (they collapse the posterior)."""
-        x_swap = self._transfers(z_r, mu_e, lv_e)
-        n = x_swap.shape[0]
-        mu_zs, _ = self.net.encoder_z(x_swap)
-        var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
-        return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)
 
 
 class VAEObjective(Objective):
@@ -320,6 +320,10 @@ class SRbVAEObjective(Objective):
             "loss/recon_latent": latent,
             "weight/adversarial_p": p_weight,
         }
+        if cfg.swap_weight:
+            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
+            terms["swap_z"] = cfg.swap_weight * swap
+            stats["loss/swap_z"] = swap
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         if self.kl_weight > 0:
@@ -385,4 +389,6 @@ def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective
             for name in names:
                 if net.cfg.variant != variant and getattr(cfg, name) != getattr(paper, name):
                     raise ValueError(f"{name} applies to {variant} only, not {net.cfg.variant}")
+        if net.cfg.variant == "vae" and cfg.swap_weight != paper.swap_weight:
+            raise ValueError("swap_weight needs a reference set: variant rbvae or srbvae")
     return classes[net.cfg.variant](net, cfg)

@@ -138,9 +138,24 @@ def test_swap_weight_adds_the_z_of_transfers_to_the_rbvae_loss():
     assert torch.allclose(on.loss - off.loss, 2 * swap, rtol=1e-4)
     with pytest.raises(ValueError, match="swap_weight"):
         ObjectiveConfig(swap_weight=-1.0)
-    for variant in ("srbvae", "vae"):
-        with pytest.raises(ValueError, match="rbvae only"):
-            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(swap_weight=1))
+    with pytest.raises(ValueError, match="needs a reference set"):
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(swap_weight=1))
+
+
+def test_swap_weight_adds_the_z_of_transfers_to_the_srbvae_loss():
+    net = SRbVAE(tiny_config(variant="srbvae"))
+    x_u, x_r = images(4, 32), images(4, 32)
+
+    def phase(weight):
+        torch.manual_seed(0)
+        return make_objective(net, ObjectiveConfig(swap_weight=weight)).model_phase(x_u, x_r)
+
+    off, on = phase(0.0), phase(2.0)
+    assert "loss/swap_z" not in off.stats and "swap_z" in on.terms
+    swap = on.stats["loss/swap_z"]
+    assert swap > 0 and torch.isfinite(swap)
+    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
+    assert torch.allclose(on.loss - off.loss, 2 * swap, rtol=1e-4)
 
 
 def test_swap_term_reaches_the_generator_and_floors_tiny_variances():

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service.api.deps import require_api_key
 from service.api.routes import health, images, jobs, latents, models, page
+from service.core import trace
 from service.core.budget import MemoryBudget
 from service.core.config import Settings, get_settings
 from service.core.connections import Connections
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
+    if trace.ENABLED:  # SRBVAE_TRACE_TIMINGS=1 (bench/request_timeline.py) only
+        app.add_middleware(trace.TraceMiddleware)
     return app
 
 

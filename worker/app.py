@@ -24,6 +24,7 @@ from contract.redis_url import is_sentinel
 from contract.registry import HEARTBEAT_SECONDS
 from contract.tasks import QUEUE
 from worker import runtime as rt
+from worker import trace
 from worker.settings import EXIT_CONFIG, WorkerSettings, get_settings
 from worker.stall import StallWatch
 from worker.transport import use_for_sentinel_urls
@@ -155,6 +156,13 @@ class Announce(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(Announce)
+
+
+if trace.ENABLED:  # SRBVAE_TRACE_TIMINGS=1 (bench/request_timeline.py): no receiver otherwise
+
+    @signals.task_received.connect
+    def _on_task_received(request=None, **_) -> None:
+        trace.received(getattr(request, "id", None))
 
 
 @signals.worker_shutdown.connect

@@ -9,7 +9,8 @@ company, and not at all when no other job is in flight, so a lone request pays n
 The device thread is named `srbvae-device` for the operating system, and so are the intra-op
 threads torch starts from it: `/proc/<pid>/task/*/comm` tells the forward passes' CPU time
 from the rest of the process (bench/request_cost.py reads it). `pass_counts()` says how many
-rows the passes had.
+rows the passes had. Passes of at most `small_rows` rows (a lone request's) run on
+`small_threads` intra-op threads, larger ones on torch's setting (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
+
+from worker import trace
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,23 @@ class _Op:
 
 
 class Batcher:
-    def __init__(self, max_rows: int, wait_s: float, name: str = "device"):
+    def __init__(
+        self,
+        max_rows: int,
+        wait_s: float,
+        name: str = "device",
+        *,
+        small_rows: int = 0,
+        small_threads: int | None = None,
+    ):
+        """Passes of at most `small_rows` rows run on `small_threads` intra-op threads (None:
+        as many as the others, torch's setting when the thread starts)."""
         self.max_rows = max_rows
         self.wait_s = wait_s
+        self.small_rows = small_rows
+        self.small_threads = small_threads
+        self._threads: int | None = None  # torch's intra-op threads as last set here
+        self._large_threads: int | None = None
         self._pending: list[_Op] = []
         self._cond = threading.Condition()
         self._jobs_active = 0  # jobs registered with job() ...
@@ -165,6 +182,7 @@ class Batcher:
         # Before the first forward pass: torch's intra-op threads inherit the name.
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0)
+        self._threads = self._large_threads = torch.get_num_threads()
         while (batch := self._take()) is not None:
             # Futures abandoned by a job that timed out are skipped.
             batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
@@ -179,18 +197,38 @@ class Batcher:
             finally:
                 self.busy_since, self.busy_jobs = None, ()
 
+    def threads_for(self, rows: int) -> int | None:
+        """The intra-op threads a pass of `rows` rows runs on (None: as the others)."""
+        if self.small_threads is not None and rows <= self.small_rows:
+            return self.small_threads
+        return self._large_threads
+
+    def _set_threads(self, rows: int) -> None:
+        """A few rows are too little work to share: torch's threads would spend more time
+        meeting than computing, and on a machine with a busy core a pass waits for the thread
+        the scheduler put there (docs/performance.md). Set only when it changes."""
+        wanted = self.threads_for(rows)
+        if wanted is not None and wanted != self._threads:
+            torch.set_num_threads(wanted)
+            self._threads = wanted
+
     def _run(self, batch: list[_Op]) -> None:
         try:
             if not batch[0].tensors:
                 batch[0].future.set_result(batch[0].fn())
                 return
-            n_in = len(batch[0].tensors)
-            inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
-            # Ops with tensors come from submit(), which takes a BatchFn only.
-            outputs = cast(BatchFn, batch[0].fn)(*inputs)
             key = batch[0].key
             kind = str(key[-1]) if isinstance(key, tuple) and key else str(key)
+            if trace.ENABLED:
+                _mark_all(batch, f"w_{kind}_start")
+            n_in = len(batch[0].tensors)
+            inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
+            self._set_threads(int(inputs[0].shape[0]))
+            # Ops with tensors come from submit(), which takes a BatchFn only.
+            outputs = cast(BatchFn, batch[0].fn)(*inputs)
             self._passes[kind, int(inputs[0].shape[0])] += 1
+            if trace.ENABLED:
+                _mark_all(batch, f"w_{kind}_end")
         except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it
             log.exception("device batch failed")
             for op in batch:
@@ -201,3 +239,9 @@ class Batcher:
         for op in batch:
             op.future.set_result(tuple(o[start : start + op.rows] for o in outputs))
             start += op.rows
+
+
+def _mark_all(batch: list[_Op], stage: str) -> None:
+    now = time.time_ns()
+    for op in batch:
+        trace.mark(op.job_id, stage, now)

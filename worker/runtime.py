@@ -271,7 +271,12 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     # A job's admission (its delivery counter) waits out a failover, Sentinel's detection and
     # promotion of a replica, rather than failing the job: a client retrying for about 30 s.
     jobs_client = redis_client(Retry(ExponentialBackoff(cap=2.0, base=0.05), 20))
-    batcher = Batcher(s.max_batch, s.batch_wait_ms / 1000).start()
+    batcher = Batcher(
+        s.max_batch,
+        s.batch_wait_ms / 1000,
+        small_rows=s.small_pass_rows,
+        small_threads=s.small_pass_threads,
+    ).start()
     jobs = JobTracker(
         jobs_client,
         soft_limit=s.soft_time_limit,

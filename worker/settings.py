@@ -42,6 +42,11 @@ class WorkerSettings(BaseSettings):
     # A few ms: long enough for concurrent requests to meet, short against a ~10 ms forward.
     batch_wait_ms: float = Field(default=3.0, ge=0.0, le=1000.0)
     torch_threads: int | None = Field(default=None, ge=1)  # None: torch's default
+    # Forward passes of at most `small_pass_rows` rows (a lone transfer: 2 to encode, 3 to
+    # generate with its domain check) run on `small_pass_threads` intra-op threads; None: on
+    # torch_threads as the larger ones do.
+    small_pass_rows: int = Field(default=4, ge=0)
+    small_pass_threads: int | None = Field(default=1, ge=1)
     warmup: bool = True
 
     # Time limits, seconds. Soft: the job fails with JobTimeout and its thread is freed.

@@ -52,7 +52,7 @@ from model.inference import (
     sample_latents,
     transfer_latents,
 )
-from worker import payload, photo
+from worker import payload, photo, trace
 from worker.app import app
 from worker.runtime import ServedModel, get_runtime
 
@@ -94,6 +94,7 @@ class ModelTask(Task):
 
     def __call__(self, *args, **kwargs):
         job_id = self.request.id or "local"
+        trace.mark(job_id, "w_task_start")
         rt = get_runtime()
         _release_gate()  # a hold is left over only if a postrun signal was missed
         held = self._take_place(rt, job_id)
@@ -102,7 +103,9 @@ class ModelTask(Task):
             with held:
                 return self._admitted_run(rt, job_id, started_before, args, kwargs)
         _held.stack = held
-        rt.jobs.store_success(job_id, self._admitted_run(rt, job_id, started_before, args, kwargs))
+        result = self._admitted_run(rt, job_id, started_before, args, kwargs)
+        trace.mark(job_id, "w_task_end")
+        rt.jobs.store_success(job_id, result)
         return None
 
     @staticmethod
@@ -124,6 +127,7 @@ class ModelTask(Task):
 
     def _admitted_run(self, rt, job_id: str, started_before: bool, args, kwargs):
         rt.jobs.admitted(job_id, started_before=started_before)
+        trace.mark(job_id, "w_admitted")
         with rt.jobs.running(job_id) as deadline:
             try:
                 return self.run(Job(job_id, deadline), *args, **kwargs)
@@ -255,8 +259,10 @@ class Run(contextlib.ExitStack):
         """(B, 3, R, R) -> posterior means z (B, z_dim), e (B, e_dim). `inputs` names the
         rows for the domain check (default images[i]), which the next generate pass runs."""
         m, job = self.m, self.job
+        trace.mark(job.id, "w_encode_submit")
         done = self.rt.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job.id)
         z, e = self.rt.jobs.wait(done, job.deadline)
+        trace.mark(job.id, "w_encode_back")
         if m.vae.domain is not None:
             self.unchecked = _Inputs(x, z, e, inputs or [f"images[{i}]" for i in range(len(x))])
         return z, e
@@ -275,8 +281,10 @@ class Run(contextlib.ExitStack):
         if check is not None:  # the inputs' reconstructions ride along in the same pass
             z_rec, e_rec = reconstruction_latents(check.z, check.e)
             z, e = torch.cat([z, z_rec]), torch.cat([e, e_rec])
+        trace.mark(job.id, "w_generate_submit")
         done = self.rt.batcher.submit((m.name, "generate"), m.generate_batch, [z, e], job.id)
         (x,) = self.rt.jobs.wait(done, job.deadline)
+        trace.mark(job.id, "w_generate_back")
         if check is not None:
             self.domain = domain_check(m, check, x[rows:])
         return x[:rows]

@@ -37,6 +37,7 @@ from redis import RedisError
 
 from contract.errors import JobTimeout, TooManyDeliveries
 from contract.tasks import DELIVERIES_PREFIX
+from worker import trace
 from worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,9 @@ class JobTracker:
         results' expiry and PUBLISH in one MULTI. Celery's backend reads the key before writing
         it, so as never to overwrite a stored success; a success stored over another is the
         same answer (jobs are idempotent), and failures still go through Celery. Should Redis
-        stay away past this client's retries, Celery's backend stores it, retrying longer."""
-        meta = {
+        stay away past this client's retries, Celery's backend stores it, retrying longer.
+        With SRBVAE_TRACE_TIMINGS=1, the job's timestamps (worker/trace.py) go beside it."""
+        meta: dict[str, object] = {
             "status": states.SUCCESS,
             "result": result,
             "traceback": None,
@@ -135,6 +137,8 @@ class JobTracker:
             "date_done": datetime.now(UTC).isoformat(),
             "task_id": job_id,
         }
+        if trace.ENABLED and (marks := trace.take(job_id)):
+            meta[trace.TRACE_FIELD] = marks
         key, value = self.result_key(job_id), json.dumps(meta)
         pipe = self.redis.pipeline()
         pipe.set(key, value, ex=self.result_expires)

@@ -33,6 +33,8 @@ from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
 from redis import sentinel as redis_sentinel
 
+from worker import trace
+
 log = logging.getLogger(__name__)
 
 _last_delivery = 0.0  # time.monotonic() when this process last took a message off a queue
@@ -86,6 +88,7 @@ class Channel(kombu_redis.Channel):
 
     def _brpop_read(self, **options):
         global _last_delivery
+        trace.read_started()
         delivered = super()._brpop_read(**options)  # raises Empty when nothing came
         _last_delivery = time.monotonic()
         return delivered

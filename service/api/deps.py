@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
+from service.core import trace
 from service.core.config import Settings
 from service.core.errors import ApiError
 from service.core.jobs import JobQueue
@@ -82,6 +83,7 @@ async def multipart_form(request: Request, settings: SettingsDep) -> AsyncIterat
         max_request_bytes=settings.max_request_bytes,
     )
     form = await read_multipart(request, limits, getattr(request.app.state, "budget", None))
+    trace.mark("api_upload_parsed")
     try:
         yield form
     finally:

@@ -35,7 +35,7 @@ from contract.tasks import (
     TaskResult,
 )
 from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, WorkersDep
-from service.core import images
+from service.core import images, trace
 from service.core.config import Settings
 from service.core.errors import ApiError, Unavailable
 from service.core.jobs import JobQueue, JobState
@@ -179,6 +179,7 @@ class JobRoute:
             self._photos, self._form = stored, form
         else:
             form.release()  # the uploads are PNGs at the model's resolution from here on
+        trace.mark("api_converted")
         return JobUpload(params, model, pngs)
 
     async def answer(self, task: TaskName, payload: BaseModel, *, as_json: bool) -> Response:
@@ -206,6 +207,7 @@ class JobRoute:
             metrics.jobs.labels(task, "submitted").inc()
             try:
                 state = await jobs.wait(watch, record, settings.job_timeout_s)
+                trace.mark("api_woke")
             except ApiError as exc:
                 metrics.jobs.labels(task, "timeout" if exc.status_code == 504 else "error").inc()
                 raise

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 import contract.errors
 from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName, TaskResult
+from service.core import trace
 from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
@@ -142,7 +143,9 @@ class JobQueue:
         the broker lose it. `watch`: the job takes its id, and is sent only once the result
         subscription is in force (it normally is already). `photos`: files the payload names
         by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip."""
+        trace.mark("api_submit")
         await self._admit()
+        trace.mark("api_admitted")
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
         stored = {"task": str(task), "submitted_at": record.submitted_at}
@@ -165,6 +168,7 @@ class JobQueue:
                     with contextlib.suppress(Exception):
                         await noted.forget([job_id])
                 raise
+        trace.mark("api_queued")
         if self.min_replicas:
             await self._replicated(job_id, json.dumps(stored))
         return job_id, record
@@ -222,6 +226,8 @@ class JobQueue:
         deadline = time.monotonic() + timeout_s
         while True:
             for raw in await watch.results.next(deadline - time.monotonic()):
+                if trace.ENABLED:
+                    trace.mark("api_published", watch.results.delivered_ns)
                 state = self._state(job_id, record, raw)
                 if state.state in ("succeeded", "failed"):
                     return state
@@ -241,6 +247,8 @@ class JobQueue:
         if raw is None:
             return JobState(job_id, record, "queued")
         meta = self.celery.backend.decode(raw)
+        if trace.ENABLED:
+            trace.merge(meta.get(trace.TRACE_FIELD))
         status = meta.get("status")
         if status == states.SUCCESS:
             try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -37,6 +38,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from service.core import trace
 from service.core.errors import OUTAGES, Unavailable
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Watch:
         self._changed = asyncio.Event()  # a state arrived, or the listener gave up
         self._raws: list[bytes] = []
         self._error: Unavailable | None = None
+        self.delivered_ns: int | None = None  # with SRBVAE_TRACE_TIMINGS=1: the last arrival
 
     async def subscribed(self) -> None:
         """Returns once a result published from now on reaches this watch; 503 if Redis
@@ -80,6 +83,8 @@ class Watch:
         return raws
 
     def _deliver(self, raw: bytes) -> None:
+        if trace.ENABLED:
+            self.delivered_ns = time.time_ns()
         self._raws.append(raw)
         self._changed.set()
 

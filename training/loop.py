@@ -168,28 +168,24 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         resume_dir = carried
         if ctx.is_main and not metrics_path.is_file() and (carried / METRICS).is_file():
             shutil.copy2(carried / METRICS, metrics_path)
+    loaded: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
     if resume and (resume_dir / "state.json").is_file():
-        manifest, extra = load_training_state(resume_dir, net, optimizers)
+        loaded = load_training_state(resume_dir, net, optimizers)
+        log.info("resuming %s from %s", run_dir, resume_dir)
+    elif run.init_from:  # this run's own state, if any, takes precedence
+        manifest, extra, fresh = warm_start(run.init_from, net, optimizers, cfg)
+        loaded = manifest, extra
+        log.info(
+            "starting %s from %s; fresh: %s", run_dir, run.init_from, ", ".join(fresh) or "nothing"
+        )
+    if loaded is not None:
+        manifest, extra = loaded
         start_step = int(manifest["step"])
         elapsed_before = float(manifest.get("wall_time_seconds", 0.0))
         _set_rng_state(extra, device)
         if ctx.enabled:  # each rank saved rank 0's RNG: give every rank its own stream again
             torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
-        log.info("resumed %s at step %d from %s", run_dir, start_step, resume_dir)
         if ctx.is_main:  # records a stopped process wrote after its last snapshot are redone
-            _drop_records_after(metrics_path, start_step)
-    elif run.init_from:  # this run's own state, if any, takes precedence
-        manifest, extra, fresh = warm_start(run.init_from, net, optimizers, cfg)
-        start_step = int(manifest["step"])
-        elapsed_before = float(manifest.get("wall_time_seconds", 0.0))
-        _set_rng_state(extra, device)
-        if ctx.enabled:
-            torch.manual_seed(run.seed * 1000 + ctx.rank + start_step)
-        log.info(
-            "started %s at step %d from %s; fresh: %s",
-            run_dir, start_step, run.init_from, ", ".join(fresh) or "nothing",
-        )  # fmt: skip
-        if ctx.is_main:
             _drop_records_after(metrics_path, start_step)
     if ctx.is_main:
         log.info(

@@ -41,14 +41,13 @@ import torch
 from redis.asyncio import Redis
 
 from bench.request_cost import measure_bare, own_stack, random_png
-from contract.tasks import RAW_RGB_PREFIX
+from contract.tasks import RAW_RGB_PREFIX, TRACE_ENV
 from model import load_model
 from scripts.processes import REPO_ROOT, accepts_connections, free_port
 from service.core.results import RESULT_PATTERN, ResultListener
 from service.core.sender import queue_task
 from service.core.trace import HEADER, decode
 
-TRACE_ENV = "SRBVAE_TRACE_TIMINGS"
 # The stages of one request, in the order they happen on its critical path.
 STAGES = (
     ("client_send", "client: request sent"),

@@ -24,6 +24,10 @@ QUEUE = "srbvae"
 DELIVERIES_PREFIX = "srbvae:deliveries:"
 MAX_BATCH = 64  # images per encode/generate call, and variations per sample call
 MAX_SEED = 2**63 - 1
+# bench/request_timeline.py: with this variable at "1" in the API's and the worker's
+# environment, a stored result carries the worker's stage timestamps under TRACE_FIELD.
+TRACE_ENV = "SRBVAE_TRACE_TIMINGS"
+TRACE_FIELD = "srbvae_trace"
 
 
 class TaskName(StrEnum):

@@ -13,8 +13,9 @@ import os
 import threading
 import time
 
-ENABLED = os.environ.get("SRBVAE_TRACE_TIMINGS") == "1"
-TRACE_FIELD = "srbvae_trace"  # the stored result's field (worker/tracker.py store_success)
+from contract.tasks import TRACE_ENV
+
+ENABLED = os.environ.get(TRACE_ENV) == "1"
 
 _marks: dict[str, dict[str, int]] = {}  # job id -> stage -> time.time_ns()
 _thread = threading.local()  # the consumer thread's read of the queue, until the job is known

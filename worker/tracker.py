@@ -36,7 +36,7 @@ from celery.exceptions import Ignore
 from redis import RedisError
 
 from contract.errors import JobTimeout, TooManyDeliveries
-from contract.tasks import DELIVERIES_PREFIX
+from contract.tasks import DELIVERIES_PREFIX, TRACE_FIELD
 from worker import trace
 from worker.batcher import Batcher
 
@@ -138,7 +138,7 @@ class JobTracker:
             "task_id": job_id,
         }
         if trace.ENABLED and (marks := trace.take(job_id)):
-            meta[trace.TRACE_FIELD] = marks
+            meta[TRACE_FIELD] = marks
         key, value = self.result_key(job_id), json.dumps(meta)
         pipe = self.redis.pipeline()
         pipe.set(key, value, ex=self.result_expires)

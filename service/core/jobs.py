@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 import contract.errors
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TaskName, TaskResult
+from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TRACE_FIELD, TaskName, TaskResult
 from service.core import trace
 from service.core.errors import ApiError, Unavailable, redis_errors
 from service.core.journal import Journal
@@ -248,7 +248,7 @@ class JobQueue:
             return JobState(job_id, record, "queued")
         meta = self.celery.backend.decode(raw)
         if trace.ENABLED:
-            trace.merge(meta.get(trace.TRACE_FIELD))
+            trace.merge(meta.get(TRACE_FIELD))
         status = meta.get("status")
         if status == states.SUCCESS:
             try:

@@ -16,9 +16,10 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ENABLED = os.environ.get("SRBVAE_TRACE_TIMINGS") == "1"
+from contract.tasks import TRACE_ENV
+
+ENABLED = os.environ.get(TRACE_ENV) == "1"
 HEADER = "x-trace-timings"
-TRACE_FIELD = "srbvae_trace"  # a stored result's field with the worker's marks
 
 _record: ContextVar[dict[str, int] | None] = ContextVar("srbvae_trace", default=None)
 

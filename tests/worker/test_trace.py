@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from contract.tasks import TRACE_FIELD
 from worker import trace
 from worker.batcher import Batcher
 from worker.tracker import JobTracker
@@ -92,9 +93,9 @@ def test_a_stored_result_carries_the_marks_only_with_tracing_on(monkeypatch, on)
     stored = json.loads(redis.sent[0][2])
     assert stored["status"] == "SUCCESS" and stored["result"] == {"images": []}
     if on:
-        assert stored[trace.TRACE_FIELD] == {"w_task_end": 5}
+        assert stored[TRACE_FIELD] == {"w_task_end": 5}
     else:
-        assert trace.TRACE_FIELD not in stored
+        assert TRACE_FIELD not in stored
 
 
 def test_small_passes_run_on_their_own_thread_count():

@@ -120,6 +120,8 @@ def evaluate(
         result["transfer"] = fidelity.transfer_fidelity(model, data, oracle)
         result["sample"] = fidelity.sample_fidelity(model, data, oracle)
         result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle)
+        if by_factor := fidelity.common_factor_errors(model, data, oracle):
+            result["common_factors"] = by_factor
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -170,4 +172,13 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
         if section in result:
             items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())
             lines.append(f"- {section}: {items}")
+    if by_factor := result.get("common_factors"):
+        lost = sorted(by_factor.items(), key=lambda kv: kv[1]["unedited"] - kv[1]["transfer"])
+        items = ", ".join(
+            f"{k} {_f(v['real'])} / {_f(v['unedited'])} / {_f(v['transfer'])}" for k, v in lost[:5]
+        )
+        lines.append(
+            "- common factors a transfer loses most (oracle error on the real image / the "
+            f"model's own rendering / the transfer): {items}"
+        )
     return "\n".join(lines)

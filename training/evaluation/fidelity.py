@@ -31,15 +31,19 @@ def _common_kept(data: PreparedDataset, pred: dict, split, idx) -> dict[str, flo
     return {}
 
 
+def _pairs(n_images: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (A, B) of random held-out pairs: A gives e (attributes), B gives z."""
+    rng = np.random.default_rng(seed)
+    idx_b = rng.choice(n_images, min(pairs, n_images), replace=False)
+    return rng.permutation(idx_b), idx_b
+
+
 def transfer_fidelity(
     model: ReferenceVAE, data: PreparedDataset, oracle: Oracle, pairs: int = 1000, seed: int = 0
 ) -> dict[str, float]:
     """G(z of B, e of A) for random pairs (A, B) of held-out images."""
     split = data["eval_score"]
-    rng = np.random.default_rng(seed)
-    n = min(pairs, len(split))
-    idx_b = rng.choice(len(split), n, replace=False)
-    idx_a = rng.permutation(idx_b)
+    idx_a, idx_b = _pairs(len(split), pairs, seed)
     images = np.asarray(split.images)
     z_b, e_b = encode_split(model, images[idx_b])
     _, e_a = encode_split(model, images[idx_a])
@@ -62,10 +66,46 @@ def transfer_fidelity(
         out["common_class_from_attributes"] = float((pred["class"] == split.labels[idx_a]).mean())
     if data.source == "faces":
         unedited = generate(model, z_b, e_b)
+        # The model's own rendering of B keeps B's common factors this well: what is lost beyond
+        # it is the transfer's doing, not the reconstruction's.
+        out.update(
+            {
+                f"{k}_unedited": v
+                for k, v in _common_kept(data, oracle.predict(unedited), split, idx_b).items()
+            }
+        )
         out["expression_region_change_ratio"] = region_change_ratio(
             data, split.common[idx_b], transfers, unedited
         )
     return out
+
+
+def common_factor_errors(
+    model: ReferenceVAE, data: PreparedDataset, oracle: Oracle, pairs: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Per common factor, the oracle's mean absolute error on B's real images, on the model's
+    own rendering G(z of B, e of B) and on transfers G(z of B, e of A), for the pairs of
+    `transfer_fidelity`: which factors a transfer moves beyond what reconstruction loses."""
+    split = data["eval_score"]
+    if not split.common.shape[1]:
+        return {}
+    idx_a, idx_b = _pairs(len(split), pairs, seed)
+    images = np.asarray(split.images)
+    z_b, e_b = encode_split(model, images[idx_b])
+    _, e_a = encode_split(model, images[idx_a])
+    truth = np.asarray(split.common[idx_b])
+    errors = {
+        name: np.abs(oracle.predict(x)["common"] - truth).mean(0)
+        for name, x in (
+            ("real", images[idx_b]),
+            ("unedited", generate(model, z_b, e_b)),
+            ("transfer", generate(model, z_b, e_a)),
+        )
+    }
+    return {
+        factor: {name: float(err[i]) for name, err in errors.items()}
+        for i, factor in enumerate(data.common_factor_names)
+    }
 
 
 def region_change_ratio(

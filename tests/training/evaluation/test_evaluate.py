@@ -22,8 +22,18 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     assert "target_mae_to_attributes" in result["transfer"]
     assert result["transfer"]["expression_region_change_ratio"] > 0
     assert "common_mae" in result["sample"]
+    # Faces: what a transfer loses of each common factor beside what reconstruction loses.
+    assert "common_mae_unedited" in result["transfer"]
+    by_factor = result["common_factors"]
+    assert set(by_factor) == set(data.common_factor_names)
+    for errors in by_factor.values():
+        assert set(errors) == {"real", "unedited", "transfer"}
+        assert all(v >= 0 for v in errors.values())
+    mean_transfer = sum(e["transfer"] for e in by_factor.values()) / len(by_factor)
+    assert abs(mean_transfer - result["transfer"]["common_mae"]) < 1e-4  # the same pairs
 
     table = markdown(result)
+    assert "common factors a transfer loses most" in table
     assert "| t (srbvae), e |" not in table and "(srbvae), e |" in table
     card = write_card(run_dir / "export", result, table)
     assert "python -m training evaluate" in card.read_text()

@@ -41,7 +41,7 @@ from contract.tasks import (
 )
 from service.core import trace
 from service.core.errors import ApiError, Unavailable, redis_errors
-from service.core.groups import GroupCommit
+from service.core.groups import Arrival, GroupCommit
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
 from service.core.sender import queue_group, queue_task
@@ -121,7 +121,7 @@ class JobQueue:
                  result_ttl_s: int, max_queue_depth: int, retry_after_s: int,
                  max_memory_fraction: float = 1.0, journal: Journal | None = None,
                  min_replicas: int = 0, replica_wait_s: float = 0.5,
-                 group_max_jobs: int = 1) -> None:  # fmt: skip
+                 group_max_jobs: int = 1, group_wait_s: float = 0.0) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
         self.listener = listener
@@ -132,7 +132,12 @@ class JobQueue:
         self.journal = journal
         self.min_replicas = min_replicas
         self.replica_wait_s = replica_wait_s
-        self._groups = GroupCommit(self._send, max_items=group_max_jobs)
+        self._groups = GroupCommit(self._send, max_items=group_max_jobs, gather_s=group_wait_s)
+
+    def arrival(self) -> Arrival:
+        """A job request on its way: a group about to be sent waits for it, briefly (`submit`
+        closes it; close it too should the request end without a job)."""
+        return self._groups.arrival()
 
     async def queue_depth(self) -> int:
         async with redis_errors(self.retry_after_s):
@@ -167,7 +172,7 @@ class JobQueue:
     async def submit(
         self, task: TaskName, payload: BaseModel, expires_s: float,
         *, journal: bool = False, watch: JobWatch | None = None,
-        photos: dict[str, bytes] | None = None,
+        photos: dict[str, bytes] | None = None, arrival: Arrival | None = None,
     ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
         queue is too long. `expires_s`: a worker that only gets to the job later drops it
@@ -175,7 +180,9 @@ class JobQueue:
         note the job in the journal (service/core/journal.py), which sends it again should
         the broker lose it. `watch`: the job takes its id, and is sent only once the result
         subscription is in force (it normally is already). `photos`: files the payload names
-        by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip."""
+        by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip.
+        `arrival`: the request's, from `arrival()`. The job goes out with the others submitted
+        meanwhile (service/core/groups.py)."""
         trace.mark("api_submit")
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
@@ -184,7 +191,7 @@ class JobQueue:
             async with redis_errors(self.retry_after_s):
                 await watch.results.subscribed()
         outgoing = _Outgoing(job_id, task, payload, expires_s, journal, photos or {}, stored)
-        await self._groups.submit(outgoing)
+        await self._groups.submit(outgoing, arrival)
         trace.mark("api_queued")
         if self.min_replicas:
             await self._replicated(job_id, stored)

@@ -23,8 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 
 from celery import Task, states
-from celery.exceptions import Ignore, TaskRevokedError
+from celery.exceptions import Ignore, Reject, TaskRevokedError
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
+from redis import RedisError
 
 from contract.errors import JobError
 from contract.tasks import GROUP_TASK, MAX_BATCH, QUEUE, GroupedJob, JobGroup
@@ -57,13 +59,20 @@ def run_group(self, **kwargs) -> None:
     place.enter_context(rt.jobs.gate(alone=False))
     try:
         first = rt.jobs.first_group_start(group_id, [job.id for job in group.jobs])
+        if not first:
+            place.close()
+            split(rt, group_id, group)
+            return
+    except (RedisError, OperationalError, OSError) as exc:
+        # Celery would acknowledge a failed message, and no job of it would ever be answered:
+        # back on the queue instead (or, with Redis away, handed out again after the
+        # visibility timeout), to be split on its next delivery.
+        place.close()
+        log.warning("group %s: %s; back on the queue", group_id, exc)
+        raise Reject(str(exc), requeue=True) from exc
     except BaseException:
         place.close()
         raise
-    if not first:
-        place.close()
-        split(rt, group_id, group)
-        return
     hold_until_stored(place)  # the results are stored before the next job, a poison one, enters
     run_together(rt, group.jobs)
 

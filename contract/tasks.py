@@ -28,6 +28,11 @@ MAX_SEED = 2**63 - 1
 # environment, a stored result carries the worker's stage timestamps under TRACE_FIELD.
 TRACE_ENV = "SRBVAE_TRACE_TIMINGS"
 TRACE_FIELD = "srbvae_trace"
+# One message carrying several jobs that reached the API together (its group commit,
+# docs/worker.md): the worker runs them side by side and stores each result under its job's id.
+# The jobs' ids also travel in the message's headers, where the API's journal reads them.
+GROUP_TASK = "srbvae.group"
+GROUP_JOBS_HEADER = "srbvae_jobs"
 
 
 class TaskName(StrEnum):
@@ -173,6 +178,22 @@ class ImagesResult(TaskResult):
     seed: int | None = None  # the seed used, for sample
     media_type: str = "image/png"
     photos: dict[str, PhotoFaces] = {}  # by field name, for each upload taken as a photo
+
+
+# --- a group: several jobs in one message ----------------------------------------------------
+
+
+class GroupedJob(_Payload):
+    id: str  # the job's own id: its result key, deliveries counter and journal entry
+    task: str  # a TaskName from the API; a worker runs only its own model tasks
+    kwargs: dict  # the task's request (REQUESTS[task]), checked when the job runs
+    expires_at: float  # Unix time; a worker that gets to it later stores it as revoked
+
+
+class JobGroup(_Payload):
+    """The keyword arguments of GROUP_TASK."""
+
+    jobs: Annotated[list[GroupedJob], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 REQUESTS: dict[TaskName, type[_Payload]] = {

@@ -88,7 +88,7 @@ def celery_config(s: WorkerSettings) -> dict:
     }
 
 
-app = Celery("srbvae", include=["worker.tasks"])
+app = Celery("srbvae", include=["worker.tasks", "worker.groups"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
 

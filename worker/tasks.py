@@ -101,9 +101,9 @@ class ModelTask(Task):
         started_before = held.alone
         if self.request.called_directly:  # no worker, no stored result: a plain scope
             with held:
-                return self._admitted_run(rt, job_id, started_before, args, kwargs)
+                return self.run_admitted(rt, job_id, started_before, args, kwargs)
         _held.stack = held
-        result = self._admitted_run(rt, job_id, started_before, args, kwargs)
+        result = self.run_admitted(rt, job_id, started_before, args, kwargs)
         trace.mark(job_id, "w_task_end")
         rt.jobs.store_success(job_id, result)
         return None
@@ -125,7 +125,8 @@ class ModelTask(Task):
             held.enter_context(rt.jobs.gate(alone=True))
         return held
 
-    def _admitted_run(self, rt, job_id: str, started_before: bool, args, kwargs):
+    def run_admitted(self, rt, job_id: str, started_before: bool, args, kwargs):
+        """The job's run once it holds its place (the gate): a group's jobs too."""
         rt.jobs.admitted(job_id, started_before=started_before)
         trace.mark(job_id, "w_admitted")
         with rt.jobs.running(job_id) as deadline:
@@ -136,6 +137,12 @@ class ModelTask(Task):
             except Exception as exc:
                 log.exception("job %s (%s) failed", job_id, self.name)
                 raise JobError(f"internal error in {self.name}: {type(exc).__name__}") from None
+
+
+def hold_until_stored(place: contextlib.ExitStack) -> None:
+    """Keeps `place` (a hold on the gate) until Celery's task_postrun in this thread."""
+    _release_gate()
+    _held.stack = place
 
 
 @signals.task_postrun.connect

@@ -43,6 +43,7 @@ from worker.batcher import Batcher
 log = logging.getLogger(__name__)
 
 EXIT_HARD_TIMEOUT = 70  # EX_SOFTWARE: the supervisor restarts the process
+_SPLIT = b"split"  # a group message's deliveries value once its jobs were re-queued one by one
 
 
 class JobTracker:
@@ -121,6 +122,22 @@ class JobTracker:
             )
         return n
 
+    def first_group_start(self, group_id: str, job_ids: list[str]) -> bool:
+        """A group message's first start (worker/groups.py), counted for the message and for
+        each of its jobs in one round trip (SET NX each, as `first_start`); False when the
+        message, or one of its jobs, was started before."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (group_id, *job_ids):
+            pipe.set(DELIVERIES_PREFIX + key, 1, nx=True, ex=self.counter_ttl)
+        return all(pipe.execute())
+
+    def group_split(self, group_id: str) -> bool:
+        """Whether a redelivered group message was already split into its jobs."""
+        return self.redis.get(DELIVERIES_PREFIX + group_id) == _SPLIT
+
+    def mark_split(self, group_id: str) -> None:
+        self.redis.set(DELIVERIES_PREFIX + group_id, _SPLIT, ex=self.counter_ttl)
+
     def store_success(self, job_id: str, result: object) -> None:
         """Stores a finished job's result as Celery's Redis backend does (the value the API
         decodes, under the key and on the channel it watches), in one round trip: SET with the
@@ -129,27 +146,34 @@ class JobTracker:
         same answer (jobs are idempotent), and failures still go through Celery. Should Redis
         stay away past this client's retries, Celery's backend stores it, retrying longer.
         With SRBVAE_TRACE_TIMINGS=1, the job's timestamps (worker/trace.py) go beside it."""
-        meta: dict[str, object] = {
-            "status": states.SUCCESS,
-            "result": result,
-            "traceback": None,
-            "children": [],
-            "date_done": datetime.now(UTC).isoformat(),
-            "task_id": job_id,
-        }
-        if trace.ENABLED and (marks := trace.take(job_id)):
-            meta[TRACE_FIELD] = marks
-        key, value = self.result_key(job_id), json.dumps(meta)
+        self.store_successes([(job_id, result)])
+
+    def store_successes(self, results: list[tuple[str, object]]) -> None:
+        """`store_success` for several jobs (a group's), all in one MULTI."""
         pipe = self.redis.pipeline()
-        pipe.set(key, value, ex=self.result_expires)
-        pipe.publish(key, value)
+        for job_id, result in results:
+            meta: dict[str, object] = {
+                "status": states.SUCCESS,
+                "result": result,
+                "traceback": None,
+                "children": [],
+                "date_done": datetime.now(UTC).isoformat(),
+                "task_id": job_id,
+            }
+            if trace.ENABLED and (marks := trace.take(job_id)):
+                meta[TRACE_FIELD] = marks
+            key, value = self.result_key(job_id), json.dumps(meta)
+            pipe.set(key, value, ex=self.result_expires)
+            pipe.publish(key, value)
         try:
             pipe.execute()
         except RedisError as exc:
             log.warning(
-                "job %s: storing its result failed (%s); retrying through Celery", job_id, exc
-            )
-            self.store_result(job_id, result, states.SUCCESS)
+                "jobs %s: storing their results failed (%s); retrying through Celery",
+                [job_id for job_id, _ in results], exc,
+            )  # fmt: skip
+            for job_id, result in results:
+                self.store_result(job_id, result, states.SUCCESS)
 
     @contextlib.contextmanager
     def running(self, job_id: str) -> Iterator[float]:

@@ -72,9 +72,14 @@ async def wants_json(accept: Annotated[str | None, Header()] = None) -> bool:
 WantsJson = Annotated[bool, Depends(wants_json)]
 
 
-async def multipart_form(request: Request, settings: SettingsDep) -> AsyncIterator[Form]:
+async def multipart_form(
+    request: Request, settings: SettingsDep, jobs: JobsDep
+) -> AsyncIterator[Form]:
     """The form, holding its share of the image memory budget until the route releases it
-    (`JobRoute.read`, once the images are converted) or, at the latest, the request ends."""
+    (`JobRoute.read`, once the images are converted) or, at the latest, the request ends.
+    Every job route reads one: from here on the request is on its way to submit a job, which
+    the group about to be sent waits for (`JobQueue.arrival`, kept in `request.state`)."""
+    arrival = request.state.job_arrival = jobs.arrival()
     limits = UploadLimits(
         max_upload_bytes=settings.max_upload_bytes,
         max_files=settings.max_files,
@@ -82,12 +87,15 @@ async def multipart_form(request: Request, settings: SettingsDep) -> AsyncIterat
         max_field_bytes=settings.max_field_bytes,
         max_request_bytes=settings.max_request_bytes,
     )
-    form = await read_multipart(request, limits, getattr(request.app.state, "budget", None))
-    trace.mark("api_upload_parsed")
     try:
-        yield form
+        form = await read_multipart(request, limits, getattr(request.app.state, "budget", None))
+        trace.mark("api_upload_parsed")
+        try:
+            yield form
+        finally:
+            form.release()
     finally:
-        form.release()
+        arrival.close()
 
 
 FormDep = Annotated[Form, Depends(multipart_form)]

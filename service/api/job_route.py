@@ -38,6 +38,7 @@ from service.api.deps import AsyncFlag, JobsDep, MetricsDep, SettingsDep, Worker
 from service.core import images, trace
 from service.core.config import Settings
 from service.core.errors import ApiError, Unavailable
+from service.core.groups import Arrival
 from service.core.jobs import JobQueue, JobState
 from service.core.metrics import Metrics
 from service.core.uploads import Form, Upload
@@ -188,8 +189,9 @@ class JobRoute:
         start = time.perf_counter()
         if self.run_async:
             job_id, _ = await jobs.submit(
-                task, payload, settings.result_ttl_s, journal=True, photos=self._photos
-            )
+                task, payload, settings.result_ttl_s, journal=True, photos=self._photos,
+                arrival=self._arrival(),
+            )  # fmt: skip
             self._queued()
             metrics.jobs.labels(task, "submitted").inc()
             url = str(self.request.url_for("read_job", job_id=job_id).path)
@@ -201,8 +203,9 @@ class JobRoute:
         async with jobs.watch() as watch:
             # A synchronous job nobody waits for after the timeout is dropped by the worker.
             job_id, record = await jobs.submit(
-                task, payload, settings.job_timeout_s, watch=watch, photos=self._photos
-            )
+                task, payload, settings.job_timeout_s, watch=watch, photos=self._photos,
+                arrival=self._arrival(),
+            )  # fmt: skip
             self._queued()
             metrics.jobs.labels(task, "submitted").inc()
             try:
@@ -217,6 +220,10 @@ class JobRoute:
         assert state.result is not None
         metrics.worker_seconds.labels(task).observe(state.result.elapsed_ms / 1000)
         return await render(public_result(task, job_id, state.result), as_json)
+
+    def _arrival(self) -> Arrival | None:
+        """The request's arrival, opened as its form was read (service/api/deps.py)."""
+        return getattr(self.request.state, "job_arrival", None)
 
     def _queued(self) -> None:
         """The photos are in Redis: the request holds none of their bytes from now on."""

@@ -49,7 +49,12 @@ class Settings(BaseSettings):
 
     job_timeout_s: float = Field(30.0, gt=0)  # a synchronous request answers 504 after this
     result_ttl_s: int = Field(3600, gt=0)  # job records and results expire from Redis
-    max_queue_depth: int = Field(1000, gt=0)  # more waiting jobs than this: 503
+    max_queue_depth: int = Field(1000, gt=0)  # more waiting messages than this: 503
+    # Jobs that reach the API together go out together, as one message of at most this many
+    # (service/core/groups.py); 1 sends each alone. Before it goes, a group waits at most
+    # group_wait_ms for the job requests already reading their uploads; a lone job never waits.
+    group_max_jobs: int = Field(16, ge=1, le=64)
+    group_wait_ms: float = Field(5.0, ge=0, le=100)
     # New jobs get 503 once Redis uses this fraction of its maxmemory: the rest is for the
     # jobs already accepted (workers' unacked entries, results), which Redis would refuse too.
     max_redis_memory_fraction: float = Field(0.9, gt=0, le=1)

@@ -149,6 +149,8 @@ class Connections:
             journal=journal,
             min_replicas=settings.redis_min_replicas,
             replica_wait_s=settings.redis_replica_wait_s,
+            group_max_jobs=settings.group_max_jobs,
+            group_wait_s=settings.group_wait_ms / 1000,
         )
         workers = LiveWorkers(redis, settings.registry_cache_s, settings.retry_after_s)
         return cls(redis, jobs, workers)

@@ -1,12 +1,13 @@
 """Submitting jobs to the worker and awaiting their results.
 
-A job is sent by task name, as the message Celery would send (service/core/sender.py); its
-result is read straight from Celery's Redis result backend. A synchronous request waits on the
-channel that backend publishes each state on, through the process's one result subscription
-(service/core/results.py), so an answer leaves as soon as the worker stores it (no polling
-interval). The service keeps its own small record per job (its task and when it was sent, with
-a TTL) so that `GET /jobs/{id}` can tell an unknown id from a queued job and results expire on
-the service's schedule.
+A job is sent by task name, as the message Celery would send (service/core/sender.py), alone
+or, when several arrive while a submission is in flight, in one message with them
+(service/core/groups.py); its result is read straight from Celery's Redis result backend, under
+its own id either way. A synchronous request waits on the channel that backend publishes each
+state on, through the process's one result subscription (service/core/results.py), so an
+answer leaves as soon as the worker stores it (no polling interval). The service keeps its own
+small record per job (its task and when it was sent, with a TTL) so that `GET /jobs/{id}` can
+tell an unknown id from a queued job and results expire on the service's schedule.
 
     async with jobs.watch() as watch:                       # a synchronous request
         job_id, record = await jobs.submit(task, payload, expires_s, watch=watch)
@@ -29,12 +30,21 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 import contract.errors
-from contract.tasks import DELIVERIES_PREFIX, QUEUE, RESULTS, TRACE_FIELD, TaskName, TaskResult
+from contract.tasks import (
+    DELIVERIES_PREFIX,
+    QUEUE,
+    RESULTS,
+    TRACE_FIELD,
+    GroupedJob,
+    TaskName,
+    TaskResult,
+)
 from service.core import trace
 from service.core.errors import ApiError, Unavailable, redis_errors
+from service.core.groups import Arrival, GroupCommit
 from service.core.journal import Journal
 from service.core.results import ResultListener, Watch
-from service.core.sender import queue_task
+from service.core.sender import queue_group, queue_task
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +95,33 @@ class JobWatch:
     results: Watch
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A job on its way to the queue, alone or in a group."""
+
+    job_id: str
+    task: TaskName
+    payload: BaseModel
+    expires_s: float
+    journal: bool
+    photos: dict[str, bytes]
+    stored: str  # the record, as JSON
+
+    def grouped(self, now: float) -> GroupedJob:
+        return GroupedJob(
+            id=self.job_id,
+            task=self.task,
+            kwargs=self.payload.model_dump(mode="json"),
+            expires_at=now + self.expires_s,
+        )
+
+
 class JobQueue:
     def __init__(self, redis: Redis, celery: Celery, listener: ResultListener, *,
                  result_ttl_s: int, max_queue_depth: int, retry_after_s: int,
                  max_memory_fraction: float = 1.0, journal: Journal | None = None,
-                 min_replicas: int = 0, replica_wait_s: float = 0.5) -> None:  # fmt: skip
+                 min_replicas: int = 0, replica_wait_s: float = 0.5,
+                 group_max_jobs: int = 1, group_wait_s: float = 0.0) -> None:  # fmt: skip
         self.redis = redis
         self.celery = celery
         self.listener = listener
@@ -100,6 +132,12 @@ class JobQueue:
         self.journal = journal
         self.min_replicas = min_replicas
         self.replica_wait_s = replica_wait_s
+        self._groups = GroupCommit(self._send, max_items=group_max_jobs, gather_s=group_wait_s)
+
+    def arrival(self) -> Arrival:
+        """A job request on its way: a group about to be sent waits for it, briefly (`submit`
+        closes it; close it too should the request end without a job)."""
+        return self._groups.arrival()
 
     async def queue_depth(self) -> int:
         async with redis_errors(self.retry_after_s):
@@ -134,7 +172,7 @@ class JobQueue:
     async def submit(
         self, task: TaskName, payload: BaseModel, expires_s: float,
         *, journal: bool = False, watch: JobWatch | None = None,
-        photos: dict[str, bytes] | None = None,
+        photos: dict[str, bytes] | None = None, arrival: Arrival | None = None,
     ) -> tuple[str, JobRecord]:  # fmt: skip
         """Queues the job and returns its id and record; 503 when Redis is down or full, or the
         queue is too long. `expires_s`: a worker that only gets to the job later drops it
@@ -142,36 +180,52 @@ class JobQueue:
         note the job in the journal (service/core/journal.py), which sends it again should
         the broker lose it. `watch`: the job takes its id, and is sent only once the result
         subscription is in force (it normally is already). `photos`: files the payload names
-        by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip."""
+        by Redis key (contract.tasks.PHOTO_REF_PREFIX), stored in the same round trip.
+        `arrival`: the request's, from `arrival()`. The job goes out with the others submitted
+        meanwhile (service/core/groups.py)."""
         trace.mark("api_submit")
-        await self._admit()
-        trace.mark("api_admitted")
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())
-        stored = {"task": str(task), "submitted_at": record.submitted_at}
-        noted = self.journal if journal else None
-        async with redis_errors(self.retry_after_s):
-            if watch is not None:
+        stored = json.dumps({"task": str(task), "submitted_at": record.submitted_at})
+        if watch is not None:
+            async with redis_errors(self.retry_after_s):
                 await watch.results.subscribed()
-            # The record, the journal entry and the job in one round trip.
+        outgoing = _Outgoing(job_id, task, payload, expires_s, journal, photos or {}, stored)
+        await self._groups.submit(outgoing, arrival)
+        trace.mark("api_queued")
+        if self.min_replicas:
+            await self._replicated(job_id, stored)
+        return job_id, record
+
+    async def _send(self, jobs: list[_Outgoing]) -> None:
+        """One submission (service/core/groups.py): one admission check for all, then each
+        job's record, photos and journal entry, and the message (one job's own, or one
+        carrying them all), in one round trip."""
+        await self._admit()
+        trace.mark("api_admitted")
+        noted = [job.job_id for job in jobs if job.journal] if self.journal else []
+        async with redis_errors(self.retry_after_s):
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(_job_key(job_id), json.dumps(stored), ex=self.result_ttl_s)
-            for key, data in (photos or {}).items():  # the worker deletes them once it is done
-                pipe.set(key, data, ex=int(expires_s) + PHOTO_GRACE_S)
-            if noted is not None:
-                noted.add(pipe, job_id, task, payload, expires_s)
-            queue_task(pipe, str(task), payload.model_dump(mode="json"), job_id, expires_s)
+            for job in jobs:
+                pipe.set(_job_key(job.job_id), job.stored, ex=self.result_ttl_s)
+                for key, data in job.photos.items():  # the worker deletes them once it is done
+                    pipe.set(key, data, ex=int(job.expires_s) + PHOTO_GRACE_S)
+                if job.journal and self.journal is not None:
+                    self.journal.add(pipe, job.job_id, job.task, job.payload, job.expires_s)
+            if len(jobs) == 1:
+                (job,) = jobs
+                kwargs = job.payload.model_dump(mode="json")
+                queue_task(pipe, str(job.task), kwargs, job.job_id, job.expires_s)
+            else:
+                now = time.time()
+                queue_group(pipe, [job.grouped(now) for job in jobs])
             try:
                 await pipe.execute()
             except Exception:
-                if noted is not None:  # refused (503): not to be sent later either
+                if noted and self.journal is not None:  # refused (503): not to be sent later
                     with contextlib.suppress(Exception):
-                        await noted.forget([job_id])
+                        await self.journal.forget(noted)
                 raise
-        trace.mark("api_queued")
-        if self.min_replicas:
-            await self._replicated(job_id, json.dumps(stored))
-        return job_id, record
 
     async def _replicated(self, job_id: str, stored: str) -> None:
         """Returns once `min_replicas` replicas hold the job; 503 otherwise. Replication is

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from contract.tasks import QUEUE, TaskName
+from contract.tasks import GROUP_JOBS_HEADER, QUEUE, TaskName
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +126,16 @@ class Journal:
         return unfinished
 
     async def _held(self) -> set[str]:
-        """Ids of the jobs in the queue or held unacknowledged by a worker."""
+        """Ids of the jobs in the queue or held unacknowledged by a worker, alone or in a group."""
         queued = await self.redis.lrange(QUEUE, 0, -1)
         unacked = await self.redis.hvals(UNACKED_KEY)
         ids = set()
         for raw in queued:
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                ids.add(json.loads(raw)["headers"]["id"])
+                ids.update(_job_ids(json.loads(raw)["headers"]))
         for raw in unacked:
             with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
-                ids.add(json.loads(raw)[0]["headers"]["id"])
+                ids.update(_job_ids(json.loads(raw)[0]["headers"]))
         return ids
 
     async def _resend(self, job_id: str) -> None:
@@ -159,3 +159,9 @@ class Journal:
     def _result_key(self, job_id: str) -> str:
         key = self.celery.backend.get_key_for_task(job_id)
         return key.decode() if isinstance(key, bytes) else key
+
+
+def _job_ids(headers: dict) -> list[str]:
+    """The jobs a message carries: its own id, or a group's jobs (service/core/groups.py)."""
+    grouped = headers.get(GROUP_JOBS_HEADER)
+    return [str(j) for j in grouped] if isinstance(grouped, list) else [headers["id"]]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio.client import Pipeline
 
-from contract.tasks import QUEUE
+from contract.tasks import GROUP_JOBS_HEADER, GROUP_TASK, QUEUE, GroupedJob
 
 # Celery's names for who sent a task and where replies would go (an RPC backend only).
 ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
@@ -30,18 +30,21 @@ _NO_CALLBACKS = {"callbacks": None, "errbacks": None, "chain": None, "chord": No
 _SHORT = 100  # longer strings (base64 images) are summarised in the message's kwargsrepr
 
 
-def task_message(name: str, kwargs: dict, task_id: str, expires_s: float) -> bytes:
+def task_message(
+    name: str, kwargs: dict, task_id: str, expires_s: float | None,
+    extra_headers: dict[str, object] | None = None,
+) -> bytes:  # fmt: skip
     """The JSON message of task `name` with keyword arguments `kwargs`, dropped by a worker
-    that takes it more than `expires_s` from now."""
+    that takes it more than `expires_s` from now (None: never)."""
     body = json.dumps([[], kwargs, _NO_CALLBACKS]).encode()
-    expires = datetime.now(UTC) + timedelta(seconds=expires_s)
+    expires = None if expires_s is None else datetime.now(UTC) + timedelta(seconds=expires_s)
     headers: dict[str, object] = {
         "lang": "py",
         "task": name,
         "id": task_id,
         "shadow": None,
         "eta": None,
-        "expires": expires.isoformat(),
+        "expires": None if expires is None else expires.isoformat(),
         "group": None,
         "group_index": None,
         "retries": 0,
@@ -55,12 +58,13 @@ def task_message(name: str, kwargs: dict, task_id: str, expires_s: float) -> byt
         "replaced_task_nesting": 0,
         "stamped_headers": None,
         "stamps": {},
+        **(extra_headers or {}),
     }
     properties: dict[str, object] = {
         "correlation_id": task_id,
         "reply_to": REPLY_TO,
         "delivery_mode": 2,  # persistent
-        "expiration": str(int(expires_s * 1000)),
+        **({} if expires_s is None else {"expiration": str(int(expires_s * 1000))}),
         "delivery_info": {"exchange": "", "routing_key": QUEUE},
         "priority": 0,
         "body_encoding": "base64",
@@ -93,3 +97,15 @@ def queue_task(pipe: Pipeline, name: str, kwargs: dict, task_id: str, expires_s:
     """Adds the task's LPUSH to `pipe`, to go with the job's other writes in one round trip
     (priority 0 is the list named after the queue)."""
     pipe.lpush(QUEUE, task_message(name, kwargs, task_id, expires_s))
+
+
+def queue_group(pipe: Pipeline, jobs: list[GroupedJob]) -> str:
+    """Adds the LPUSH of one message carrying `jobs` (contract.tasks.GROUP_TASK) to `pipe`;
+    returns the message's own id. The message has no expiry of its own: each job carries its
+    own, and the worker stores an expired one as revoked under that job's id, where Celery
+    would store it under the message's. The job ids go in a header for the journal."""
+    group_id = str(uuid.uuid4())
+    kwargs = {"jobs": [job.model_dump(mode="json") for job in jobs]}  # contract.tasks.JobGroup
+    headers: dict[str, object] = {GROUP_JOBS_HEADER: [job.id for job in jobs]}
+    pipe.lpush(QUEUE, task_message(GROUP_TASK, kwargs, group_id, None, headers))
+    return group_id

@@ -22,6 +22,7 @@ from contract.tasks import (
     ImagesResult,
     TaskName,
 )
+from service.core.groups import Arrival, GroupCommit
 from service.core.jobs import JobError, JobRecord, JobState, JobWatch
 from service.core.workers import LiveWorkers
 
@@ -107,7 +108,18 @@ class FakeJobs:
     async def watch(self):
         yield JobWatch(str(uuid.uuid4()), results=None)
 
-    async def submit(self, task, payload, expires_s, *, journal=False, watch=None, photos=None):
+    def arrival(self) -> Arrival:
+        return Arrival(GroupCommit(self._never_sent, max_items=1, gather_s=0))
+
+    @staticmethod
+    async def _never_sent(items) -> None:
+        raise AssertionError("FakeJobs sends nothing")
+
+    async def submit(
+        self, task, payload, expires_s, *, journal=False, watch=None, photos=None, arrival=None
+    ):
+        if arrival is not None:
+            arrival.close()
         self.photos.update(photos or {})
         job_id = watch.job_id if watch is not None else str(uuid.uuid4())
         record = JobRecord(task, time.time())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 
 import numpy as np
@@ -76,5 +77,25 @@ def worker(redis_server, model_dir, tmp_path_factory):
         visibility_timeout=60,
         concurrency=8,
         torch_threads=1,
+    ) as w:
+        yield w
+
+
+@contextlib.contextmanager
+def fault_worker(redis_url: str, model_dir, log_dir):
+    """A worker with the fault tasks loaded, short time limits and a redelivery cap of 2: the
+    fault tests' and the group tests'."""
+    with running_worker(
+        redis_url,
+        model_dir,
+        log_dir,
+        soft_time_limit=3,
+        hard_time_limit=4.5,
+        visibility_timeout=6,
+        restore_interval=0.5,
+        max_deliveries=2,
+        concurrency=4,
+        torch_threads=1,
+        fault_tasks=True,
     ) as w:
         yield w

@@ -21,25 +21,12 @@ from tests.utils.faults import (
     succeeded_lines,
     wait_for,
 )
-from tests.utils.worker_process import running_worker
-from tests.worker.conftest import assert_same_images, decode, random_png
-
-LIMITS = dict(soft_time_limit=3, hard_time_limit=4.5, visibility_timeout=6)
+from tests.worker.conftest import assert_same_images, decode, fault_worker, random_png
 
 
 @pytest.fixture(scope="module")
 def worker(redis_server, model_dir, tmp_path_factory):
-    with running_worker(
-        redis_server.url,
-        model_dir,
-        tmp_path_factory.mktemp("worker-log"),
-        **LIMITS,
-        restore_interval=0.5,
-        max_deliveries=2,
-        concurrency=4,
-        torch_threads=1,
-        fault_tasks=True,
-    ) as w:
+    with fault_worker(redis_server.url, model_dir, tmp_path_factory.mktemp("worker-log")) as w:
         yield w
 
 

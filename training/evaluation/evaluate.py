@@ -117,10 +117,11 @@ def evaluate(
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
         result["oracle"] = oracle.info.get("accuracy_on_eval_score", {})
-        result["transfer"] = fidelity.transfer_fidelity(model, data, oracle)
+        transfers = fidelity.make_transfers(model, data)
+        result["transfer"] = fidelity.transfer_fidelity(transfers, data, oracle)
         result["sample"] = fidelity.sample_fidelity(model, data, oracle)
         result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle)
-        if by_factor := fidelity.common_factor_errors(model, data, oracle):
+        if by_factor := fidelity.common_factor_errors(transfers, data, oracle):
             result["common_factors"] = by_factor
     result["seconds"] = round(time.monotonic() - started, 1)
     return result

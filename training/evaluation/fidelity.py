@@ -7,6 +7,8 @@ its class) and the common factors the identity, pose, lighting and background.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -31,24 +33,36 @@ def _common_kept(data: PreparedDataset, pred: dict, split, idx) -> dict[str, flo
     return {}
 
 
-def _pairs(n_images: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (A, B) of random held-out pairs: A gives e (attributes), B gives z."""
-    rng = np.random.default_rng(seed)
-    idx_b = rng.choice(n_images, min(pairs, n_images), replace=False)
-    return rng.permutation(idx_b), idx_b
+@dataclass(frozen=True)
+class Transfers:
+    """G(z of B, e of A) for random held-out pairs (A, B): A gives e (attributes), B gives z;
+    and, where the data has common factors, the model's own rendering G(z of B, e of B). Made
+    once, scored by `transfer_fidelity` and `common_factor_errors`."""
+
+    idx_a: np.ndarray
+    idx_b: np.ndarray
+    edited: torch.Tensor
+    unedited: torch.Tensor | None
 
 
-def transfer_fidelity(
-    model: ReferenceVAE, data: PreparedDataset, oracle: Oracle, pairs: int = 1000, seed: int = 0
-) -> dict[str, float]:
-    """G(z of B, e of A) for random pairs (A, B) of held-out images."""
+def make_transfers(
+    model: ReferenceVAE, data: PreparedDataset, pairs: int = 1000, seed: int = 0
+) -> Transfers:
     split = data["eval_score"]
-    idx_a, idx_b = _pairs(len(split), pairs, seed)
+    rng = np.random.default_rng(seed)
+    idx_b = rng.choice(len(split), min(pairs, len(split)), replace=False)
+    idx_a = rng.permutation(idx_b)
     images = np.asarray(split.images)
     z_b, e_b = encode_split(model, images[idx_b])
     _, e_a = encode_split(model, images[idx_a])
-    transfers = generate(model, z_b, e_a)
-    pred = oracle.predict(transfers)
+    unedited = generate(model, z_b, e_b) if split.common.shape[1] else None
+    return Transfers(idx_a, idx_b, generate(model, z_b, e_a), unedited)
+
+
+def transfer_fidelity(t: Transfers, data: PreparedDataset, oracle: Oracle) -> dict[str, float]:
+    split = data["eval_score"]
+    idx_a, idx_b = t.idx_a, t.idx_b
+    pred = oracle.predict(t.edited)
     f_a, c_a = _target(data, split, idx_a)
     f_b, _ = _target(data, split, idx_b)
     out = {
@@ -64,42 +78,34 @@ def transfer_fidelity(
     out.update(_common_kept(data, pred, split, idx_b))
     if data.source == "digits":
         out["common_class_from_attributes"] = float((pred["class"] == split.labels[idx_a]).mean())
-    if data.source == "faces":
-        unedited = generate(model, z_b, e_b)
+    if t.unedited is not None:
         # The model's own rendering of B keeps B's common factors this well: what is lost beyond
         # it is the transfer's doing, not the reconstruction's.
-        out.update(
-            {
-                f"{k}_unedited": v
-                for k, v in _common_kept(data, oracle.predict(unedited), split, idx_b).items()
-            }
-        )
+        kept = _common_kept(data, oracle.predict(t.unedited), split, idx_b)
+        out.update({f"{k}_unedited": v for k, v in kept.items()})
+    if data.source == "faces" and t.unedited is not None:
         out["expression_region_change_ratio"] = region_change_ratio(
-            data, split.common[idx_b], transfers, unedited
+            data, split.common[idx_b], t.edited, t.unedited
         )
     return out
 
 
 def common_factor_errors(
-    model: ReferenceVAE, data: PreparedDataset, oracle: Oracle, pairs: int = 1000, seed: int = 0
+    t: Transfers, data: PreparedDataset, oracle: Oracle
 ) -> dict[str, dict[str, float]]:
     """Per common factor, the oracle's mean absolute error on B's real images, on the model's
-    own rendering G(z of B, e of B) and on transfers G(z of B, e of A), for the pairs of
-    `transfer_fidelity`: which factors a transfer moves beyond what reconstruction loses."""
-    split = data["eval_score"]
-    if not split.common.shape[1]:
+    own rendering G(z of B, e of B) and on the transfers G(z of B, e of A): which factors a
+    transfer moves beyond what reconstruction loses."""
+    if t.unedited is None:
         return {}
-    idx_a, idx_b = _pairs(len(split), pairs, seed)
-    images = np.asarray(split.images)
-    z_b, e_b = encode_split(model, images[idx_b])
-    _, e_a = encode_split(model, images[idx_a])
-    truth = np.asarray(split.common[idx_b])
+    split = data["eval_score"]
+    truth = np.asarray(split.common[t.idx_b])
     errors = {
         name: np.abs(oracle.predict(x)["common"] - truth).mean(0)
         for name, x in (
-            ("real", images[idx_b]),
-            ("unedited", generate(model, z_b, e_b)),
-            ("transfer", generate(model, z_b, e_a)),
+            ("real", np.asarray(split.images)[t.idx_b]),
+            ("unedited", t.unedited),
+            ("transfer", t.edited),
         )
     }
     return {

@@ -9,7 +9,8 @@ of `POST /transfer`, each beside the bare model measured in the same run.
 2. A stack started as `make serve` starts it (`scripts/serve.py`, a temporary state directory,
    free ports), and `POST /transfer` (two PNGs at the model's resolution, PNG answer) at
    concurrency 1, 4 and 16 for `--seconds` each: p50, p95, p99 latency, requests per second,
-   and CPU milliseconds per request of the client (this process), the API, Redis and the
+   and CPU milliseconds per request of the client (this process: `--client lean`, the load
+   generator of bench/http_client.py, or `httpx`), the API, Redis and the
    worker (all its processes), read from /proc before and after each level. The worker's
    forward passes run on its device thread and the intra-op threads torch starts from it, all
    named `srbvae-device` (worker/batcher.py), so their CPU time is read apart from the rest
@@ -39,16 +40,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import torch
+import uvloop
 from celery import Celery
 from PIL import Image
 
+from bench import http_client
 from model import load_model
 from scripts.processes import REPO_ROOT, free_port
 from scripts.serve import readyz
@@ -58,6 +62,11 @@ GOAL_LATENCY_MS = 10.0  # concurrency 1: p50 at most this much above bare batch 
 GOAL_THROUGHPUT = 0.30  # concurrency 16: at least this fraction of bare best batched
 DEVICE_THREAD = "srbvae-device"  # worker/batcher.py's THREAD_NAME
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CLIENTS = {
+    "lean": "bench/http_client.py (requests built beforehand, keep-alive, uvloop)",
+    "httpx": "httpx.AsyncClient (the multipart body built per request, uvloop)",
+}
 
 
 # --- the stack ---------------------------------------------------------------------------------
@@ -267,9 +276,10 @@ class Level:
         return c["api"] + c["worker"] - c["forward"] + c["redis"]
 
 
-async def one_level(
-    client: httpx.AsyncClient, files_for, concurrency: int, seconds: float
-) -> tuple[list[float], float, int]:
+Post = Callable[[int, int], Awaitable[int]]  # (user, request number) -> HTTP status
+
+
+async def one_level(post: Post, concurrency: int, seconds: float) -> tuple[list[float], float, int]:
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -279,8 +289,7 @@ async def one_level(
         n = 0
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            answer = await client.post("/transfer", files=files_for(i, n))
-            if answer.status_code == 200:
+            if await post(i, n) == 200:
                 latencies.append((time.perf_counter() - t0) * 1000)
             else:
                 errors += 1
@@ -291,29 +300,75 @@ async def one_level(
     return latencies, time.perf_counter() - t0, errors
 
 
+@contextlib.asynccontextmanager
+async def transfer_client(
+    kind: str, url: str, model: str, pngs: list[bytes], connections: int
+) -> AsyncIterator[Post]:
+    """`POST /transfer` of a pair of `pngs` (chosen by user and request number), answered as
+    PNG: through the lean client (bench/http_client.py, requests built beforehand, one
+    keep-alive connection per user), or through httpx, as a Python application would call
+    the service. Either counts a reply as answered only when it is 200 with a PNG body."""
+
+    def pair(i: int, n: int) -> tuple[bytes, bytes]:
+        k = (i * 7 + n) % len(pngs)
+        return pngs[k], pngs[(k + 1) % len(pngs)]
+
+    if kind == "httpx":
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+            async def post_httpx(i: int, n: int) -> int:
+                image, attributes = pair(i, n)
+                files = {
+                    "image": ("image.png", image, "image/png"),
+                    "attributes": ("attributes.png", attributes, "image/png"),
+                }
+                answer = await client.post(
+                    "/transfer", data={"model": model}, files=files, headers={"Accept": "image/png"}
+                )
+                return answer.status_code if answer.content.startswith(PNG_SIGNATURE) else -1
+
+            yield post_httpx
+        return
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "localhost", parsed.port or 80
+    requests = [
+        http_client.multipart_request(
+            parsed.netloc,
+            "/transfer",
+            {"model": model},
+            {
+                "image": ("image.png", a, "image/png"),
+                "attributes": ("attributes.png", b, "image/png"),
+            },
+        )
+        for a, b in (pair(0, n) for n in range(len(pngs)))
+    ]
+    conns = [await http_client.Connection.open(host, port) for _ in range(connections)]
+
+    async def post_lean(i: int, n: int) -> int:
+        reply = await conns[i].send(requests[(i * 7 + n) % len(requests)])
+        return reply.status if reply.body.startswith(PNG_SIGNATURE) else -1
+
+    try:
+        yield post_lean
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
 async def measure_service(
-    stack: Stack, app: Celery, model: str, resolution: int, levels, seconds: float
+    stack: Stack, app: Celery, model: str, resolution: int, levels, seconds: float, client: str
 ) -> list[Level]:
     rng = np.random.default_rng(0)
     pngs = [random_png(rng, resolution) for _ in range(64)]
-    form = {"model": model}
-
-    def files_for(i: int, n: int) -> dict:
-        k = (i * 7 + n) % len(pngs)
-        return {
-            "image": ("image.png", pngs[k], "image/png"),
-            "attributes": ("attributes.png", pngs[(k + 1) % len(pngs)], "image/png"),
-        }
-
-    limits = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
     results = []
-    async with httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits) as client:
-        client.post = _with_form(client.post, form)  # type: ignore[method-assign]
-        await one_level(client, files_for, max(levels), 2.0)  # warm every connection
+    async with transfer_client(client, stack.url, model, pngs, max(levels)) as post:
+        await one_level(post, max(levels), 2.0)  # warm every connection
         for c in levels:
             passes_before = await asyncio.to_thread(device_passes, app)
             cpu_before = cpu_now(stack)
-            latencies, elapsed, errors = await one_level(client, files_for, c, seconds)
+            latencies, elapsed, errors = await one_level(post, c, seconds)
             cpu_after = cpu_now(stack)
             passes_after = await asyncio.to_thread(device_passes, app)
             n = max(1, len(latencies) + errors)
@@ -321,13 +376,6 @@ async def measure_service(
             passes = passes_between(passes_before, passes_after)
             results.append(Level(c, latencies, elapsed, errors, cpu, passes))
     return results
-
-
-def _with_form(post, form: dict):
-    async def post_with_form(url, **kwargs):
-        return await post(url, data=form, **kwargs)
-
-    return post_with_form
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -348,11 +396,14 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report(model, resolution, bare: Bare, levels: list[Level], load_before, load_after) -> None:
+def report(
+    model, resolution, bare: Bare, levels: list[Level], load_before, load_after, client: str
+) -> None:
     b1_rate = 1000 / bare.batch1_ms
     best_b, best_rate = bare.best_batch, bare.rates[bare.best_batch]
     print(f"\nmodel {model} at {resolution}x{resolution}; {machine()}")
     print(f"load average (1, 5, 15 min): {load_before} before, {load_after} after")
+    print(f"client: {CLIENTS[client]}")
     print("bare = encode(image, attributes) + generate, in this process, tensors in memory:")
     print("| batch | " + " | ".join(str(b) for b in bare.rates) + " |")
     print("|---" * (len(bare.rates) + 1) + "|")
@@ -439,6 +490,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")
+    ap.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="lean: requests built beforehand (bench/http_client.py); httpx: as an application",
+    )
     args = ap.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -455,17 +512,24 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"round {i + 1}/{args.rounds}: bare model {args.model}, batches {batches}")
                 bares.append(measure_bare(vae, batches))
                 print(f"round {i + 1}/{args.rounds}: concurrency {levels}, {args.seconds:g} s each")
-                services.append(
-                    asyncio.run(
-                        measure_service(
-                            stack, app, args.model, vae.resolution, levels, args.seconds
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    services.append(
+                        runner.run(
+                            measure_service(
+                                stack,
+                                app,
+                                args.model,
+                                vae.resolution,
+                                levels,
+                                args.seconds,
+                                args.client,
+                            )
                         )
                     )
-                )
             load_after = load()
             app.close()
     best = [max(by_level, key=lambda lv: lv.rate) for by_level in zip(*services, strict=True)]
-    report(args.model, vae.resolution, best_bare(bares), best, load_before, load_after)
+    report(args.model, vae.resolution, best_bare(bares), best, load_before, load_after, args.client)
 
 
 if __name__ == "__main__":

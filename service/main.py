@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from service.api.deps import require_api_key
 from service.api.routes import health, images, jobs, latents, models, page
@@ -25,6 +26,8 @@ from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.uploads import BodyLimitMiddleware
 
 log = logging.getLogger(__name__)
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Attribute transfer and conditional synthesis with reference-based VAEs",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     # Read by the dependencies (service/api/deps.py) rather than overridden: with any
     # override set, FastAPI rebuilds every dependency of every request from its signature

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(2.0, gt=0)  # connect and command timeout: fail fast, 503
     registry_cache_s: float = Field(1.0, ge=0)  # how long a read of the worker registry is reused
 
+    # FastAPI's OpenTelemetry tracing, metrics and logs, sent to the providers an OpenTelemetry
+    # SDK installs (none is installed by this service). Off, FastAPI does not look for them on
+    # every request (about 3% of the API's CPU per request, docs/performance.md); the
+    # Prometheus metrics of GET /metrics are the service's own and stay on.
+    opentelemetry: bool = False
+
     cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated in the environment
     api_key: SecretStr | None = None  # when set, job routes need header X-API-Key
 

@@ -7,18 +7,20 @@ kombu's envelope through several layers. The message here is the one they produc
 field (task protocol 2, a JSON body, base64 as kombu's Redis transport encodes bodies), pushed
 on the queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks
 it against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
-and honours `expires` as for any Celery message.
+and honours `expires` as for any Celery message. The JSON is written by orjson: the images in
+the arguments are long base64 strings, which the json module escapes character by character
+(about 20 us for 4 KB on the development machine, against 1 us).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from redis.asyncio.client import Pipeline
 
 from contract.tasks import GROUP_JOBS_HEADER, GROUP_TASK, QUEUE, GroupedJob
@@ -36,7 +38,7 @@ def task_message(
 ) -> bytes:  # fmt: skip
     """The JSON message of task `name` with keyword arguments `kwargs`, dropped by a worker
     that takes it more than `expires_s` from now (None: never)."""
-    body = json.dumps([[], kwargs, _NO_CALLBACKS]).encode()
+    body = orjson.dumps([[], kwargs, _NO_CALLBACKS])
     expires = None if expires_s is None else datetime.now(UTC) + timedelta(seconds=expires_s)
     headers: dict[str, object] = {
         "lang": "py",
@@ -77,7 +79,7 @@ def task_message(
         "headers": headers,
         "properties": properties,
     }
-    return json.dumps(message).encode()
+    return orjson.dumps(message)
 
 
 def kwargs_repr(kwargs: dict) -> str:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from contract.tasks import GROUP_JOBS_HEADER, GROUP_TASK, QUEUE, JobGroup, TaskName, TransferRequest
 from service.core.connections import make_celery
+from service.core.errors import Unavailable
 from service.core.groups import GroupCommit
 from service.core.jobs import JOB_KEY_PREFIX, JobQueue
 from service.core.journal import JOURNAL_KEY, Journal
@@ -222,3 +223,34 @@ def test_jobs_submitted_together_share_one_message_each_with_its_record_and_jour
         assert r.zscore(JOURNAL_KEY, job_id) is not None
     assert held == set(job_ids)  # the journal sees the jobs inside the group
     r.close()
+
+
+def test_jobs_grouped_while_redis_is_down_each_answer_503_at_once():
+    """The first round trip of each submission (the admission check) fails: the lone first job
+    and the group sent after it each hear it as a 503 with Retry-After, within the client's
+    timeout; none is left waiting."""
+    settings = small_settings()  # redis_url: a port nothing listens on
+    payloads = [TransferRequest(model="digits", image=f"img{i}", attributes="a") for i in range(4)]
+
+    async def main() -> list[BaseException | tuple]:
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5)
+        celery = make_celery(settings)
+        listener = ResultListener(client, timeout_s=0.5, retry_after_s=5)
+        queue = JobQueue(client, celery, listener, result_ttl_s=60, max_queue_depth=100,
+                         retry_after_s=5, group_max_jobs=16, group_wait_s=0.005)  # fmt: skip
+        try:
+            return await asyncio.wait_for(
+                asyncio.gather(
+                    *(queue.submit(TaskName.TRANSFER, p, 30) for p in payloads),
+                    return_exceptions=True,
+                ),
+                timeout=5,
+            )
+        finally:
+            await client.aclose()
+            celery.close()
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+    assert {o.status_code for o in outcomes} == {503}  # type: ignore[union-attr]
+    assert all(o.headers == {"Retry-After": "5"} for o in outcomes)  # type: ignore[union-attr]

@@ -74,6 +74,9 @@ def celery_config(s: WorkerSettings) -> dict:
             "unacked_restore_throttle": 1,
             # A worker killed while holding the scan lock would block restores this long.
             "unacked_mutex_expire": 60,
+            # Bodies as JSON text, as the API sends them (service/core/sender.py): no base64
+            # to encode, and none to decode at each receipt.
+            "body_encoding": "utf-8",
             **master,
         },
         "broker_connection_retry_on_startup": True,

@@ -90,6 +90,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
+            # Message bodies as JSON text, not base64 of it (kombu's default for Redis): what
+            # service/core/sender.py queues, and the journal's resends too.
+            "body_encoding": "utf-8",
             **master,
         },
         result_backend_transport_options=master,

@@ -4,9 +4,10 @@ LPUSH in the pipeline that records the job.
 Celery's `send_task` is synchronous: from the event loop it needs the thread pool (a hop there
 and back per job), and each call builds a producer, a signature, repr()s of the arguments and
 kombu's envelope through several layers. The message here is the one they produce, field for
-field (task protocol 2, a JSON body, base64 as kombu's Redis transport encodes bodies), pushed
-on the queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks
-it against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
+field (task protocol 2, a JSON body, which the API's and the worker's Celery apps leave as JSON
+text where kombu's Redis transport would base64 it: `body_encoding` utf-8), pushed on the
+queue's list as kombu's `Channel._put` pushes it; `tests/service/test_sender.py` checks it
+against Celery's own. The worker sees no difference: it acknowledges late, counts deliveries
 and honours `expires` as for any Celery message. The JSON is written by orjson: the images in
 the arguments are long base64 strings, which the json module escapes character by character
 (about 20 us for 4 KB on the development machine, against 1 us).
@@ -14,7 +15,6 @@ the arguments are long base64 strings, which the json module escapes character b
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import uuid
@@ -38,7 +38,7 @@ def task_message(
 ) -> bytes:  # fmt: skip
     """The JSON message of task `name` with keyword arguments `kwargs`, dropped by a worker
     that takes it more than `expires_s` from now (None: never)."""
-    body = orjson.dumps([[], kwargs, _NO_CALLBACKS])
+    body = orjson.dumps([[], kwargs, _NO_CALLBACKS]).decode()
     expires = None if expires_s is None else datetime.now(UTC) + timedelta(seconds=expires_s)
     headers: dict[str, object] = {
         "lang": "py",
@@ -69,11 +69,11 @@ def task_message(
         **({} if expires_s is None else {"expiration": str(int(expires_s * 1000))}),
         "delivery_info": {"exchange": "", "routing_key": QUEUE},
         "priority": 0,
-        "body_encoding": "base64",
+        "body_encoding": "utf-8",  # the body is JSON text (base64: kombu's default)
         "delivery_tag": str(uuid.uuid4()),  # the worker's key for it until acknowledged
     }
     message = {
-        "body": base64.b64encode(body).decode("ascii"),
+        "body": body,
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": headers,

@@ -5,7 +5,6 @@ requests on their way, and every job hears how its group went."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 
@@ -213,7 +212,8 @@ def test_jobs_submitted_together_share_one_message_each_with_its_record_and_jour
     assert group["headers"]["task"] == GROUP_TASK
     assert group["headers"][GROUP_JOBS_HEADER] == job_ids[1:]
     assert group["headers"]["expires"] is None  # each job carries its own
-    kwargs = json.loads(base64.b64decode(group["body"]))[1]
+    assert group["properties"]["body_encoding"] == "utf-8"
+    kwargs = json.loads(group["body"])[1]
     jobs = JobGroup.model_validate(kwargs).jobs
     assert [j.id for j in jobs] == job_ids[1:]
     assert [j.kwargs["image"] for j in jobs] == ["img1", "img2", "img3", "img4"]

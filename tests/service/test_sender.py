@@ -4,7 +4,6 @@ a worker's view of it (kombu's Redis transport and Celery's protocol 2 parse it 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from datetime import datetime
 
@@ -30,7 +29,7 @@ def queued(url: str) -> dict:
 
 
 def comparable(message: dict) -> dict:
-    body = json.loads(base64.b64decode(message["body"]))
+    body = json.loads(message["body"])  # JSON text: body_encoding utf-8 in both apps
     headers = {k: v for k, v in message["headers"].items() if k not in PER_MESSAGE}
     props = {k: v for k, v in message["properties"].items() if k not in PER_MESSAGE}
     rest = {k: v for k, v in message.items() if k not in ("body", "headers", "properties")}

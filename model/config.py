@@ -80,9 +80,9 @@ class ObjectiveConfig:
     # z must hold anyway for the reference images; a dearer e leaves them to z, and keeps for e
     # what z cannot say. 1 is the paper.
     e_kl_weight: float = 1.0
-    # Rb-VAE only, not in the paper: weight of -log q(z_r | G(z_r, e_u)), the z of a reference
-    # image found again after the e of an unlabelled image was put on it (a transfer), with the
-    # reference image's posterior variance. Eq. (3) lets e move a common factor, such as a face's
+    # Rb-VAE and sRb-VAE, not in the paper: weight of -log q(z_r | G(z_r, e_u)), the z of a
+    # reference image found again after the e of an unlabelled image was put on it (a
+    # transfer), with the reference image's posterior variance. Eq. (3) lets e move a common factor, such as a face's
     # background colour, that z holds too; the z-encoder, which must read every common factor
     # off the reference images, sees such a transfer change z and this term makes G stop. It is
     # the paper's latent reconstruction (Fig. 3e, f) applied to swapped codes. 0 is the paper.
@@ -115,7 +115,7 @@ class ObjectiveConfig:
     # the paper: it keeps them from telling data from early, blurry samples by the images alone,
     # which starves the encoders of the signal carried by the latents. 0 is the paper.
     disc_image_noise: float = 0.0
-    # Weight of the latent domain adversary (sRb-VAE only; not in the paper): a small
+    # Weight of the latent domain adversary (Rb-VAE and sRb-VAE; not in the paper): a small
     # discriminator tells from z alone whether an image was a reference or an unlabelled one,
     # and q(z|x) learns to make them indistinguishable. The reference set holds every common
     # factor and none of the target ones, so a z from which the set can be told carries target

@@ -309,8 +309,11 @@ async def transfer_client(
     keep-alive connection per user), or through httpx, as a Python application would call
     the service. Either counts a reply as answered only when it is 200 with a PNG body."""
 
-    def pair(i: int, n: int) -> tuple[bytes, bytes]:
-        k = (i * 7 + n) % len(pngs)
+    def pick(i: int, n: int) -> int:
+        """Which pair user `i` sends as its request `n`: image k, attributes k + 1."""
+        return (i * 7 + n) % len(pngs)
+
+    def pair(k: int) -> tuple[bytes, bytes]:
         return pngs[k], pngs[(k + 1) % len(pngs)]
 
     if kind == "httpx":
@@ -318,7 +321,7 @@ async def transfer_client(
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
             async def post_httpx(i: int, n: int) -> int:
-                image, attributes = pair(i, n)
+                image, attributes = pair(pick(i, n))
                 files = {
                     "image": ("image.png", image, "image/png"),
                     "attributes": ("attributes.png", attributes, "image/png"),
@@ -342,12 +345,12 @@ async def transfer_client(
                 "attributes": ("attributes.png", b, "image/png"),
             },
         )
-        for a, b in (pair(0, n) for n in range(len(pngs)))
+        for a, b in map(pair, range(len(pngs)))
     ]
     conns = [await http_client.Connection.open(host, port) for _ in range(connections)]
 
     async def post_lean(i: int, n: int) -> int:
-        reply = await conns[i].send(requests[(i * 7 + n) % len(requests)])
+        reply = await conns[i].send(requests[pick(i, n)])
         return reply.status if reply.body.startswith(PNG_SIGNATURE) else -1
 
     try:

@@ -19,6 +19,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 QUEUE = "srbvae"
+# How task messages carry their JSON body on the queue: as text (kombu's Redis transport would
+# base64 it). The API writes its messages so, and both Celery apps are set to match.
+BODY_ENCODING = "utf-8"
 # + job id: how many times a worker started the job (worker/tracker.py); the API reports a job
 # whose key exists and that has no result yet as "running".
 DELIVERIES_PREFIX = "srbvae:deliveries:"

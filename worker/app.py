@@ -22,7 +22,7 @@ from kombu import Queue
 
 from contract.redis_url import is_sentinel
 from contract.registry import HEARTBEAT_SECONDS
-from contract.tasks import QUEUE
+from contract.tasks import BODY_ENCODING, QUEUE
 from worker import runtime as rt
 from worker import trace
 from worker.settings import EXIT_CONFIG, WorkerSettings, get_settings
@@ -74,9 +74,7 @@ def celery_config(s: WorkerSettings) -> dict:
             "unacked_restore_throttle": 1,
             # A worker killed while holding the scan lock would block restores this long.
             "unacked_mutex_expire": 60,
-            # Bodies as JSON text, as the API sends them (service/core/sender.py): no base64
-            # to encode, and none to decode at each receipt.
-            "body_encoding": "utf-8",
+            "body_encoding": BODY_ENCODING,  # as the API sends them: no base64 to decode
             **master,
         },
         "broker_connection_retry_on_startup": True,

@@ -56,10 +56,11 @@ class QoS(kombu_redis.QoS):
         per job of a group message on it, orjson a few (the images are long strings). kombu
         reads it back with its own json when it restores the message."""
         delivery = message.delivery_info
+        entry = [message._raw, delivery["exchange"], delivery["routing_key"]]
         try:
-            record = orjson.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+            record = orjson.dumps(entry)
         except TypeError:  # a value orjson does not write; kombu's json may
-            record = kombu_json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+            record = kombu_json.dumps(entry)
         with self.pipe_or_acquire() as pipe:
             pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
             pipe.hset(self.unacked_key, delivery_tag, record)

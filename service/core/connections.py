@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
 from contract.redis_url import is_sentinel, sentinel_for
-from contract.tasks import QUEUE
+from contract.tasks import BODY_ENCODING, QUEUE
 from service.core.config import Settings
 from service.core.jobs import JobQueue
 from service.core.journal import Journal
@@ -90,9 +90,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
-            # Message bodies as JSON text, not base64 of it (kombu's default for Redis): what
-            # service/core/sender.py queues, and the journal's resends too.
-            "body_encoding": "utf-8",
+            "body_encoding": BODY_ENCODING,  # the journal's resends too
             **master,
         },
         result_backend_transport_options=master,

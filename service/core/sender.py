@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from redis.asyncio.client import Pipeline
 
-from contract.tasks import GROUP_JOBS_HEADER, GROUP_TASK, QUEUE, GroupedJob
+from contract.tasks import BODY_ENCODING, GROUP_JOBS_HEADER, GROUP_TASK, QUEUE, GroupedJob
 
 # Celery's names for who sent a task and where replies would go (an RPC backend only).
 ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
@@ -69,7 +69,7 @@ def task_message(
         **({} if expires_s is None else {"expiration": str(int(expires_s * 1000))}),
         "delivery_info": {"exchange": "", "routing_key": QUEUE},
         "priority": 0,
-        "body_encoding": "utf-8",  # the body is JSON text (base64: kombu's default)
+        "body_encoding": BODY_ENCODING,
         "delivery_tag": str(uuid.uuid4()),  # the worker's key for it until acknowledged
     }
     message = {

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +112,23 @@ class ReferenceVAE:
     # --- tensors in, tensors out ---------------------------------------------------------------
 
     @torch.inference_mode()
-    def encode_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, R, R) in [-1, 1] -> posterior means z (B, z_dim), e (B, e_dim), on the CPU."""
+    def encode_tensor(
+        self, x: torch.Tensor, side: Executor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) in [-1, 1] -> posterior means z (B, z_dim), e (B, e_dim), on the CPU.
+
+        `side`: an executor whose thread runs q(e|x) while this one runs q(z|x), the two
+        encoders side by side. On a CPU, a pass of a few rows is too little work for torch's
+        intra-op threads to share; two whole networks at once keep two cores busy."""
         x = x.to(self.device, torch.float32)
+        e_done = None if side is None else side.submit(self._encode_e, x)
         z, _ = self.net.encoder_z(x)
-        e, _ = self.net.encoder_e(x)
+        e = self._encode_e(x) if e_done is None else e_done.result()
         return z.float().cpu(), e.float().cpu()
+
+    @torch.inference_mode()  # per thread: `side`'s too
+    def _encode_e(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.encoder_e(x)[0]
 
     @torch.inference_mode()
     def generate_tensor(self, z: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:

@@ -10,7 +10,9 @@ The device thread is named `srbvae-device` for the operating system, and so are 
 threads torch starts from it: `/proc/<pid>/task/*/comm` tells the forward passes' CPU time
 from the rest of the process (bench/request_cost.py reads it). `pass_counts()` says how many
 rows the passes had. Passes of at most `small_rows` rows (a lone request's) run on
-`small_threads` intra-op threads, larger ones on torch's setting (docs/performance.md).
+`small_threads` intra-op threads, larger ones on torch's setting (docs/performance.md); with
+`side_thread`, such a pass of an operation submitted with `side=True` also gets a second
+device thread to run part of its work beside it (the encoders of q(z|x) and q(e|x)).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -46,6 +48,7 @@ class _Op:
     tensors: tuple[torch.Tensor, ...]  # each (rows, ...); empty for a plain call
     rows: int
     job_id: str | None
+    side: bool = False  # fn takes side=<executor> in a small pass (Batcher.submit)
     future: Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
 
@@ -59,13 +62,20 @@ class Batcher:
         *,
         small_rows: int = 0,
         small_threads: int | None = None,
+        side_thread: bool = False,
     ):
         """Passes of at most `small_rows` rows run on `small_threads` intra-op threads (None:
-        as many as the others, torch's setting when the thread starts)."""
+        as many as the others, torch's setting when the thread starts); with `side_thread`
+        those of operations submitted with side=True also get a second device thread."""
         self.max_rows = max_rows
         self.wait_s = wait_s
         self.small_rows = small_rows
         self.small_threads = small_threads
+        self._side = (
+            ThreadPoolExecutor(1, f"{name}-side", initializer=_side_thread_start)
+            if side_thread and small_rows > 0
+            else None
+        )
         self._threads: int | None = None  # torch's intra-op threads as last set here
         self._large_threads: int | None = None
         self._pending: list[_Op] = []
@@ -87,6 +97,8 @@ class Batcher:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        if self._side is not None:
+            self._side.shutdown(wait=False)
 
     @contextlib.contextmanager
     def job(self) -> Iterator[None]:
@@ -106,11 +118,14 @@ class Batcher:
         fn: BatchFn,
         tensors: Sequence[torch.Tensor],
         job_id: str | None = None,
+        *,
+        side: bool = False,
     ) -> Future:
         """Queues fn over `tensors` (all (rows, ...)); the future gives this op's slice of
-        each output."""
+        each output. `side`: in a small pass, fn is called with side=<an executor of one
+        thread> for work it can run beside its own (ops of one key must agree)."""
         rows = int(tensors[0].shape[0])
-        op = _Op(key, fn, tuple(tensors), rows, job_id)
+        op = _Op(key, fn, tuple(tensors), rows, job_id, side)
         self._enqueue(op)
         return op.future
 
@@ -179,9 +194,7 @@ class Batcher:
         return out
 
     def _loop(self) -> None:
-        # Before the first forward pass: torch's intra-op threads inherit the name.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0)
+        _name_os_thread()  # before the first forward pass: torch's intra-op threads inherit it
         self._threads = self._large_threads = torch.get_num_threads()
         while (batch := self._take()) is not None:
             # Futures abandoned by a job that timed out are skipped.
@@ -223,9 +236,14 @@ class Batcher:
                 _mark_all(batch, f"w_{kind}_start")
             n_in = len(batch[0].tensors)
             inputs = [torch.cat([op.tensors[i] for op in batch]) for i in range(n_in)]
-            self._set_threads(int(inputs[0].shape[0]))
+            rows = int(inputs[0].shape[0])
+            self._set_threads(rows)
             # Ops with tensors come from submit(), which takes a BatchFn only.
-            outputs = cast(BatchFn, batch[0].fn)(*inputs)
+            fn = cast(BatchFn, batch[0].fn)
+            if batch[0].side and self._side is not None and rows <= self.small_rows:
+                outputs = fn(*inputs, side=self._side)
+            else:
+                outputs = fn(*inputs)
             self._passes[kind, int(inputs[0].shape[0])] += 1
             if trace.ENABLED:
                 _mark_all(batch, f"w_{kind}_end")
@@ -239,6 +257,18 @@ class Batcher:
         for op in batch:
             op.future.set_result(tuple(o[start : start + op.rows] for o in outputs))
             start += op.rows
+
+
+def _name_os_thread() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, THREAD_NAME, 0, 0, 0)
+
+
+def _side_thread_start() -> None:
+    """The side thread: named as the device thread (its CPU is the forward passes'), and one
+    intra-op thread, as the small passes it shares have."""
+    _name_os_thread()
+    torch.set_num_threads(1)
 
 
 def _mark_all(batch: list[_Op], stage: str) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import redis
 import torch
@@ -253,9 +254,29 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     if s.torch_threads:
         torch.set_num_threads(s.torch_threads)
     device = resolve_device(s.device)
-    models = load_models(s.model_dir, device)
-    if s.warmup:
-        warm_up(models)
+    batcher = Batcher(
+        s.max_batch,
+        s.batch_wait_ms / 1000,
+        small_rows=s.small_pass_rows,
+        small_threads=s.small_pass_threads,
+        side_thread=s.small_pass_side_thread and device.type == "cpu",
+    ).start()
+
+    def load() -> dict[str, ServedModel]:
+        models = load_models(s.model_dir, device)
+        if s.warmup:
+            warm_up(models)
+        return models
+
+    # On the device thread, the only one that runs the models afterwards: torch work on a
+    # second thread would start a second team of intra-op threads, and with more of them than
+    # cores OpenMP stops spinning between parallel regions, so every small pass waits for its
+    # threads to wake (docs/performance.md).
+    try:
+        models = cast(dict[str, ServedModel], batcher.call(load).result())
+    except BaseException:
+        batcher.stop()
+        raise
 
     def redis_client(retry: Retry):
         return sync_client(
@@ -271,12 +292,6 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     # A job's admission (its delivery counter) waits out a failover, Sentinel's detection and
     # promotion of a replica, rather than failing the job: a client retrying for about 30 s.
     jobs_client = redis_client(Retry(ExponentialBackoff(cap=2.0, base=0.05), 20))
-    batcher = Batcher(
-        s.max_batch,
-        s.batch_wait_ms / 1000,
-        small_rows=s.small_pass_rows,
-        small_threads=s.small_pass_threads,
-    ).start()
     jobs = JobTracker(
         jobs_client,
         soft_limit=s.soft_time_limit,

@@ -47,6 +47,8 @@ class WorkerSettings(BaseSettings):
     # torch_threads as the larger ones do.
     small_pass_rows: int = Field(default=4, ge=0)
     small_pass_threads: int | None = Field(default=1, ge=1)
+    # On a CPU, such a pass's encoders, q(z|x) and q(e|x), run side by side on two threads.
+    small_pass_side_thread: bool = True
     warmup: bool = True
 
     # Time limits, seconds. Soft: the job fails with JobTimeout and its thread is freed.

@@ -267,7 +267,9 @@ class Run(contextlib.ExitStack):
         rows for the domain check (default images[i]), which the next generate pass runs."""
         m, job = self.m, self.job
         trace.mark(job.id, "w_encode_submit")
-        done = self.rt.batcher.submit((m.name, "encode"), m.vae.encode_tensor, [x], job.id)
+        done = self.rt.batcher.submit(
+            (m.name, "encode"), m.vae.encode_tensor, [x], job.id, side=True
+        )
         z, e = self.rt.jobs.wait(done, job.deadline)
         trace.mark(job.id, "w_encode_back")
         if m.vae.domain is not None:

@@ -1,3 +1,6 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +43,18 @@ def test_encode_takes_pictures_of_any_size_and_mode(model):
     assert z.shape == (3, 8) and e.shape == (3, 4)
     z2, _ = model.encode(pics)
     assert torch.equal(z, z2)  # posterior means: deterministic
+
+
+def test_encoding_with_q_e_on_a_side_thread_gives_the_same_latents(model):
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with ThreadPoolExecutor(1) as side:
+        z_side, e_side = model.encode_tensor(x, side=side)
+        on_side = side.submit(threading.get_ident).result()
+    z, e = model.encode_tensor(x)
+    assert on_side != threading.get_ident()
+    torch.testing.assert_close(z_side, z)
+    torch.testing.assert_close(e_side, e)
+    assert e_side.is_inference() and e.is_inference()  # inference mode on either thread
 
 
 def test_generate_with_no_e_uses_the_reference_e(model):

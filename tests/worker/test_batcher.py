@@ -113,3 +113,72 @@ def test_the_device_thread_and_its_intra_op_threads_carry_its_name(batcher):
         batcher.wait(batcher.submit("k", forward, [torch.ones(4, 3, 32, 32)]), 5)
     names = [(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()]
     assert names.count(THREAD_NAME.decode()) >= 1
+
+
+def test_small_passes_run_on_their_own_thread_count():
+    seen: dict[int, int] = {}
+
+    def fn(x: torch.Tensor) -> tuple[torch.Tensor]:
+        seen[x.shape[0]] = torch.get_num_threads()
+        return (x,)
+
+    before = torch.get_num_threads()
+    b = Batcher(max_rows=64, wait_s=0.0, small_rows=3, small_threads=1).start()
+    try:
+        with b.job():
+            for rows in (2, 3, 4, 1):
+                b.wait(b.submit("k", fn, [torch.ones(rows, 1)]), 5)
+    finally:
+        b.stop()
+        torch.set_num_threads(before)  # the setting is the process's
+    assert seen[2] == seen[3] == seen[1] == 1
+    assert seen[4] == before  # larger passes: as many as torch had when the thread started
+    assert b.threads_for(3) == 1 and b.threads_for(4) == before
+
+
+def test_without_a_small_pass_setting_every_pass_keeps_torchs_threads():
+    b = Batcher(max_rows=8, wait_s=0.0)
+    assert b.threads_for(1) is None  # the device thread has not started: nothing to set
+
+
+def _side_recorder(seen: dict):
+    def encode(x: torch.Tensor, side=None) -> tuple[torch.Tensor]:
+        seen[x.shape[0]] = side
+        if side is not None:  # the side thread: named as the device thread, one intra-op thread
+            seen["side"] = side.submit(
+                lambda: (threading.current_thread().name, torch.get_num_threads())
+            ).result()
+        return (x,)
+
+    return encode
+
+
+def test_small_passes_of_side_ops_get_a_side_thread_and_larger_ones_do_not():
+    seen: dict = {}
+    fn = _side_recorder(seen)
+    before = torch.get_num_threads()
+    b = Batcher(max_rows=64, wait_s=0.0, small_rows=3, small_threads=1, side_thread=True).start()
+    try:
+        with b.job():
+            for rows in (2, 4):
+                b.wait(b.submit("k", fn, [torch.ones(rows, 1)], side=True), 5)
+            b.wait(b.submit("other", Recorder(), [torch.ones(2, 1)]), 5)  # no side: plain call
+    finally:
+        b.stop()
+        torch.set_num_threads(before)
+    assert seen[2] is not None and seen[4] is None
+    name, threads = seen["side"]
+    assert name.startswith("device-side") and threads == 1
+
+
+def test_without_a_side_thread_side_ops_run_alone():
+    seen: dict = {}
+    before = torch.get_num_threads()
+    b = Batcher(max_rows=64, wait_s=0.0, small_rows=3, small_threads=1).start()
+    try:
+        with b.job():
+            b.wait(b.submit("k", _side_recorder(seen), [torch.ones(2, 1)], side=True), 5)
+    finally:
+        b.stop()
+        torch.set_num_threads(before)
+    assert seen == {2: None}

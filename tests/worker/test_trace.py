@@ -1,6 +1,5 @@
-"""Timestamps for bench/request_timeline.py (worker/trace.py) and the device thread's intra-op
-threads per pass (worker/batcher.py): marks are made only with tracing on, and small passes
-run on their own thread count."""
+"""Timestamps for bench/request_timeline.py (worker/trace.py): marks are made only with
+tracing on."""
 
 from __future__ import annotations
 
@@ -96,29 +95,3 @@ def test_a_stored_result_carries_the_marks_only_with_tracing_on(monkeypatch, on)
         assert stored[TRACE_FIELD] == {"w_task_end": 5}
     else:
         assert TRACE_FIELD not in stored
-
-
-def test_small_passes_run_on_their_own_thread_count():
-    seen: dict[int, int] = {}
-
-    def fn(x: torch.Tensor) -> tuple[torch.Tensor]:
-        seen[x.shape[0]] = torch.get_num_threads()
-        return (x,)
-
-    before = torch.get_num_threads()
-    b = Batcher(max_rows=64, wait_s=0.0, small_rows=3, small_threads=1).start()
-    try:
-        with b.job():
-            for rows in (2, 3, 4, 1):
-                b.wait(b.submit("k", fn, [torch.ones(rows, 1)]), 5)
-    finally:
-        b.stop()
-        torch.set_num_threads(before)  # the setting is the process's
-    assert seen[2] == seen[3] == seen[1] == 1
-    assert seen[4] == before  # larger passes: as many as torch had when the thread started
-    assert b.threads_for(3) == 1 and b.threads_for(4) == before
-
-
-def test_without_a_small_pass_setting_every_pass_keeps_torchs_threads():
-    b = Batcher(max_rows=8, wait_s=0.0)
-    assert b.threads_for(1) is None  # the device thread has not started: nothing to set

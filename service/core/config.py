@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     # Jobs that reach the API together go out together, as one message of at most this many
     # (service/core/groups.py); 1 sends each alone. Before it goes, a group waits at most
     # group_wait_ms for the job requests already reading their uploads; a lone job never waits.
-    group_max_jobs: int = Field(16, ge=1, le=64)
+    # Eight, not more: the worker starts on one group while the API reads the next
+    # (docs/performance.md).
+    group_max_jobs: int = Field(8, ge=1, le=64)
     group_wait_ms: float = Field(5.0, ge=0, le=100)
     # New jobs get 503 once Redis uses this fraction of its maxmemory: the rest is for the
     # jobs already accepted (workers' unacked entries, results), which Redis would refuse too.

@@ -244,7 +244,7 @@ class Batcher:
                 outputs = fn(*inputs, side=self._side)
             else:
                 outputs = fn(*inputs)
-            self._passes[kind, int(inputs[0].shape[0])] += 1
+            self._passes[kind, rows] += 1
             if trace.ENABLED:
                 _mark_all(batch, f"w_{kind}_end")
         except BaseException as exc:  # noqa: BLE001 - every waiting job must hear of it

@@ -126,16 +126,31 @@ class ReferenceVAE:
         e = self._encode_e(x) if e_done is None else e_done.result()
         return z.float().cpu(), e.float().cpu()
 
-    @torch.inference_mode()  # per thread: `side`'s too
+    # Inference mode is per thread: these run on `side`'s too.
+    @torch.inference_mode()
     def _encode_e(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.encoder_e(x)[0]
 
     @torch.inference_mode()
-    def generate_tensor(self, z: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
-        """G(z, e), e = e^r when None. (B, 3, R, R) in [-1, 1], on the CPU."""
+    def _generate(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.net.generator(z, e)
+
+    @torch.inference_mode()
+    def generate_tensor(
+        self, z: torch.Tensor, e: torch.Tensor | None = None, side: Executor | None = None
+    ) -> torch.Tensor:
+        """G(z, e), e = e^r when None. (B, 3, R, R) in [-1, 1], on the CPU.
+
+        `side`: an executor whose thread generates the second half of the rows while this one
+        generates the first (as in `encode_tensor`)."""
         z = z.to(self.device, torch.float32)
         e = self.net.expand_e_ref(z.shape[0]) if e is None else e.to(self.device, torch.float32)
-        return self.net.generator(z, e).float().cpu()
+        half = (z.shape[0] + 1) // 2
+        if side is None or half == z.shape[0]:
+            return self.net.generator(z, e).float().cpu()
+        rest = side.submit(self._generate, z[half:], e[half:])
+        first = self._generate(z[:half], e[:half])
+        return torch.cat([first, rest.result()]).float().cpu()
 
     def reconstruction_error_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, R, R) in [-1, 1] -> (B,) mean |x - G(z, e)| per pixel value, on the CPU."""

@@ -12,7 +12,8 @@ from the rest of the process (bench/request_cost.py reads it). `pass_counts()` s
 rows the passes had. Passes of at most `small_rows` rows (a lone request's) run on
 `small_threads` intra-op threads, larger ones on torch's setting (docs/performance.md); with
 `side_thread`, such a pass of an operation submitted with `side=True` also gets a second
-device thread to run part of its work beside it (the encoders of q(z|x) and q(e|x)).
+device thread to run part of its work beside it (q(e|x) beside q(z|x), half the rows of
+G).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -50,9 +51,11 @@ class ServedModel:
     e_ref: torch.Tensor  # (1, e_dim) on the CPU: e for "no attributes" (generate with e=None)
     info: ModelInfo
 
-    def generate_batch(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor]:
+    def generate_batch(
+        self, z: torch.Tensor, e: torch.Tensor, side: Executor | None = None
+    ) -> tuple[torch.Tensor]:
         """G(z, e) as the batcher calls it: a tuple of batched outputs."""
-        return (self.vae.generate_tensor(z, e),)
+        return (self.vae.generate_tensor(z, e, side=side),)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -47,7 +47,7 @@ class WorkerSettings(BaseSettings):
     # torch_threads as the larger ones do.
     small_pass_rows: int = Field(default=4, ge=0)
     small_pass_threads: int | None = Field(default=1, ge=1)
-    # On a CPU, such a pass's encoders, q(z|x) and q(e|x), run side by side on two threads.
+    # On a CPU, such a pass runs on two threads: q(z|x) beside q(e|x); G on half the rows each.
     small_pass_side_thread: bool = True
     warmup: bool = True
 

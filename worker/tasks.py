@@ -291,7 +291,9 @@ class Run(contextlib.ExitStack):
             z_rec, e_rec = reconstruction_latents(check.z, check.e)
             z, e = torch.cat([z, z_rec]), torch.cat([e, e_rec])
         trace.mark(job.id, "w_generate_submit")
-        done = self.rt.batcher.submit((m.name, "generate"), m.generate_batch, [z, e], job.id)
+        done = self.rt.batcher.submit(
+            (m.name, "generate"), m.generate_batch, [z, e], job.id, side=True
+        )
         (x,) = self.rt.jobs.wait(done, job.deadline)
         trace.mark(job.id, "w_generate_back")
         if check is not None:

@@ -57,6 +57,15 @@ def test_encoding_with_q_e_on_a_side_thread_gives_the_same_latents(model):
     assert e_side.is_inference() and e.is_inference()  # inference mode on either thread
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_generating_half_the_rows_on_a_side_thread_gives_the_same_images(model, rows):
+    z, e = torch.randn(rows, 8), torch.randn(rows, 4)
+    with ThreadPoolExecutor(1) as side:
+        images = model.generate_tensor(z, e, side=side)
+    torch.testing.assert_close(images, model.generate_tensor(z, e), atol=1e-5, rtol=0)
+    assert images.shape == (rows, 3, 32, 32) and images.is_inference()
+
+
 def test_generate_with_no_e_uses_the_reference_e(model):
     z = torch.randn(2, 8)
     neutral = model.generate(z)

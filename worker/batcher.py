@@ -227,10 +227,14 @@ class Batcher:
             self._threads = wanted
 
     def _run(self, batch: list[_Op]) -> None:
+        if not batch[0].tensors:  # a plain call, alone: its caller hears how it went
+            call = batch[0]
+            try:
+                call.future.set_result(call.fn())
+            except BaseException as exc:  # noqa: BLE001 - e.g. a refused checkpoint at start-up
+                call.future.set_exception(exc)
+            return
         try:
-            if not batch[0].tensors:
-                batch[0].future.set_result(batch[0].fn())
-                return
             key = batch[0].key
             kind = str(key[-1]) if isinstance(key, tuple) and key else str(key)
             if trace.ENABLED:

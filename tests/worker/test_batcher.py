@@ -182,3 +182,13 @@ def test_without_a_side_thread_side_ops_run_alone():
         b.stop()
         torch.set_num_threads(before)
     assert seen == {2: None}
+
+
+def test_a_failing_plain_call_fails_its_caller_alone(batcher, caplog):
+    def refuse() -> None:
+        raise RuntimeError("checkpoint refused")
+
+    with pytest.raises(RuntimeError, match="checkpoint refused"):
+        batcher.call(refuse).result(5)
+    assert batcher.call(lambda: 42).result(5) == 42  # the device thread goes on
+    assert "device batch failed" not in caplog.text  # no forward pass failed

@@ -147,7 +147,7 @@ class ReferenceVAE:
         e = self.net.expand_e_ref(z.shape[0]) if e is None else e.to(self.device, torch.float32)
         half = (z.shape[0] + 1) // 2
         if side is None or half == z.shape[0]:
-            return self.net.generator(z, e).float().cpu()
+            return self._generate(z, e).float().cpu()
         rest = side.submit(self._generate, z[half:], e[half:])
         first = self._generate(z[:half], e[:half])
         return torch.cat([first, rest.result()]).float().cpu()

@@ -249,6 +249,24 @@ def get_runtime() -> Runtime:
     return _current
 
 
+# A pass of a lone transfer: 2 rows to encode, 3 to generate with the domain check.
+LONE_PASS_ROWS = 4
+
+
+def small_pass_rows(s: WorkerSettings, device: torch.device) -> int:
+    """The largest pass that runs on `small_pass_threads` (and on the side thread beside the
+    device thread). Where torch has two intra-op threads or fewer on a CPU, every pass: the two
+    device threads, one intra-op thread each, give the same parallelism with no barrier per
+    operator, and no pass stalls on a thread that the API or Redis took the core of (at
+    concurrency 4 and 16, 7-10% more requests a second here: docs/performance.md). With more
+    threads the large passes keep them all: the device threads are only two."""
+    if s.small_pass_rows is not None:
+        return s.small_pass_rows
+    if device.type == "cpu" and torch.get_num_threads() <= 2:
+        return s.max_batch
+    return LONE_PASS_ROWS
+
+
 def start_runtime(s: WorkerSettings, backend) -> Runtime:
     """Loads and warms the models (StartupError if any checkpoint is refused), then starts
     the device thread and the watchdog. Nothing connects to Redis yet. `backend`: Celery's
@@ -260,7 +278,7 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
     batcher = Batcher(
         s.max_batch,
         s.batch_wait_ms / 1000,
-        small_rows=s.small_pass_rows,
+        small_rows=small_pass_rows(s, device),
         small_threads=s.small_pass_threads,
         side_thread=s.small_pass_side_thread and device.type == "cpu",
     ).start()

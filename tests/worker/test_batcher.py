@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from worker.batcher import THREAD_NAME, Batcher
+from worker.runtime import LONE_PASS_ROWS, small_pass_rows
+from worker.settings import WorkerSettings
 
 
 class Recorder:
@@ -192,3 +194,24 @@ def test_a_failing_plain_call_fails_its_caller_alone(batcher, caplog):
         batcher.call(refuse).result(5)
     assert batcher.call(lambda: 42).result(5) == 42  # the device thread goes on
     assert "device batch failed" not in caplog.text  # no forward pass failed
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "threads", "expected"),
+    [
+        (None, "cpu", 2, 64),  # two intra-op threads: every pass on the two device threads
+        (None, "cpu", 1, 64),
+        (None, "cpu", 8, LONE_PASS_ROWS),  # more: large passes keep torch's threads
+        (None, "cuda", 2, LONE_PASS_ROWS),
+        (0, "cpu", 2, 0),  # a setting wins
+        (16, "cpu", 8, 16),
+    ],
+)
+def test_the_small_pass_size_follows_the_cpus_threads(setting, device, threads, expected):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        s = WorkerSettings(max_batch=64, small_pass_rows=setting)
+        assert small_pass_rows(s, torch.device(device)) == expected
+    finally:
+        torch.set_num_threads(before)

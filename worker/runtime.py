@@ -259,10 +259,11 @@ def small_pass_rows(s: WorkerSettings, device: torch.device) -> int:
     device threads, one intra-op thread each, give the same parallelism with no barrier per
     operator, and no pass stalls on a thread that the API or Redis took the core of (at
     concurrency 4 and 16, 7-10% more requests a second here: docs/performance.md). With more
-    threads the large passes keep them all: the device threads are only two."""
+    threads the large passes keep them all: the device threads are only two; without the side
+    thread, a pass on one intra-op thread would have half the parallelism."""
     if s.small_pass_rows is not None:
         return s.small_pass_rows
-    if device.type == "cpu" and torch.get_num_threads() <= 2:
+    if device.type == "cpu" and s.small_pass_side_thread and torch.get_num_threads() <= 2:
         return s.max_batch
     return LONE_PASS_ROWS
 

@@ -45,7 +45,8 @@ class WorkerSettings(BaseSettings):
     # Forward passes of at most `small_pass_rows` rows (a lone transfer: 2 to encode, 3 to
     # generate with its domain check) run on `small_pass_threads` intra-op threads; None: on
     # torch_threads as the larger ones do. Rows None: decided at start-up (small_pass_rows()
-    # in worker/runtime.py): every pass on a CPU of two intra-op threads, else 4.
+    # in worker/runtime.py): every pass on a CPU of two intra-op threads with the side thread,
+    # else 4.
     small_pass_rows: int | None = Field(default=None, ge=0)
     small_pass_threads: int | None = Field(default=1, ge=1)
     # On a CPU, such a pass runs on two threads: q(z|x) beside q(e|x); G on half the rows each.

@@ -197,21 +197,22 @@ def test_a_failing_plain_call_fails_its_caller_alone(batcher, caplog):
 
 
 @pytest.mark.parametrize(
-    ("setting", "device", "threads", "expected"),
+    ("setting", "device", "threads", "side", "expected"),
     [
-        (None, "cpu", 2, 64),  # two intra-op threads: every pass on the two device threads
-        (None, "cpu", 1, 64),
-        (None, "cpu", 8, LONE_PASS_ROWS),  # more: large passes keep torch's threads
-        (None, "cuda", 2, LONE_PASS_ROWS),
-        (0, "cpu", 2, 0),  # a setting wins
-        (16, "cpu", 8, 16),
+        (None, "cpu", 2, True, 64),  # two intra-op threads: every pass on two device threads
+        (None, "cpu", 1, True, 64),
+        (None, "cpu", 2, False, LONE_PASS_ROWS),  # no side thread: one thread would be half
+        (None, "cpu", 8, True, LONE_PASS_ROWS),  # more: large passes keep torch's threads
+        (None, "cuda", 2, True, LONE_PASS_ROWS),
+        (0, "cpu", 2, True, 0),  # a setting wins
+        (16, "cpu", 8, True, 16),
     ],
 )
-def test_the_small_pass_size_follows_the_cpus_threads(setting, device, threads, expected):
+def test_the_small_pass_size_follows_the_cpus_threads(setting, device, threads, side, expected):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        s = WorkerSettings(max_batch=64, small_pass_rows=setting)
+        s = WorkerSettings(max_batch=64, small_pass_rows=setting, small_pass_side_thread=side)
         assert small_pass_rows(s, torch.device(device)) == expected
     finally:
         torch.set_num_threads(before)

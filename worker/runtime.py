@@ -253,6 +253,11 @@ def get_runtime() -> Runtime:
 LONE_PASS_ROWS = 4
 
 
+def uses_side_thread(s: WorkerSettings, device: torch.device) -> bool:
+    """Whether small passes get a second device thread: on a CPU only (a GPU runs one stream)."""
+    return s.small_pass_side_thread and device.type == "cpu"
+
+
 def small_pass_rows(s: WorkerSettings, device: torch.device) -> int:
     """The largest pass that runs on `small_pass_threads` (and on the side thread beside the
     device thread). Where torch has two intra-op threads or fewer on a CPU, every pass: the two
@@ -263,7 +268,7 @@ def small_pass_rows(s: WorkerSettings, device: torch.device) -> int:
     thread, a pass on one intra-op thread would have half the parallelism."""
     if s.small_pass_rows is not None:
         return s.small_pass_rows
-    if device.type == "cpu" and s.small_pass_side_thread and torch.get_num_threads() <= 2:
+    if uses_side_thread(s, device) and torch.get_num_threads() <= 2:
         return s.max_batch
     return LONE_PASS_ROWS
 
@@ -281,7 +286,7 @@ def start_runtime(s: WorkerSettings, backend) -> Runtime:
         s.batch_wait_ms / 1000,
         small_rows=small_pass_rows(s, device),
         small_threads=s.small_pass_threads,
-        side_thread=s.small_pass_side_thread and device.type == "cpu",
+        side_thread=uses_side_thread(s, device),
     ).start()
 
     def load() -> dict[str, ServedModel]:

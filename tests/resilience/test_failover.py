@@ -155,6 +155,9 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
         submitter.stop()
         thread.join(30)
 
+        # A busy machine can delay a Sentinel's pings past "down after 1 s" and fail over once
+        # more, back to the restarted node: each failover may lose its own unreplicated writes.
+        failovers = group.failovers()
         log = list(submitter.log)
         accepted = [s.job_id for s in log if s.status == 202]
         refused = [s for s in log if s.status != 202]
@@ -179,7 +182,7 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
             f"\n{waiting} accepted jobs waiting in the queue when the primary was killed"
             f"\nfailover: primary killed -> replica promoted in {promoted - killed:.1f} s "
             f"-> a job accepted again in {recovered - killed:.1f} s (the old primary back as "
-            f"a replica)\nsubmissions {len(log)}: accepted {len(accepted)} (before the kill "
+            f"a replica; {failovers} failover(s) in all)\nsubmissions {len(log)}: accepted {len(accepted)} (before the kill "
             f"{before}, between the kill and recovery {during}, after {len(accepted) - before - during}), "
             f"every one answered succeeded, run once each"
             f"{f' but {len(twice)} twice' if twice else ''}; refused at submission "
@@ -190,8 +193,11 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
         with capsys.disabled():  # shown in every run, CI's included, not only with -s
             print(report)
         # A result and an acknowledgement the old primary took but had not replicated are
-        # gone with it: the job is handed out again and runs twice, and is answered once.
-        assert len(twice) <= worker_settings["concurrency"], twice
+        # gone with it: the job is handed out again and runs twice, and is answered once. That
+        # is at most the jobs the worker holds at once (its prefetch: one per thread), per
+        # failover.
+        assert failovers >= 1
+        assert len(twice) <= worker_settings["concurrency"] * failovers, (twice, failovers)
         # The recovered service takes synchronous requests too.
         png = images.png((32, 32))
         after = http.post(

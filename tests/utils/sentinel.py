@@ -103,6 +103,17 @@ class SentinelGroup:
         best = max(votes.items(), key=lambda kv: kv[1], default=None)
         return best[0] if best and best[1] >= 2 else None
 
+    def failovers(self) -> int:
+        """How many failovers the group has made: the highest configuration epoch a Sentinel
+        reports (each failover's leader takes a new one; the group starts at 0)."""
+        epochs = [0]
+        for port in self.sentinels:
+            with contextlib.suppress(redis.RedisError):
+                epochs.append(
+                    int(self.sentinel_client(port).sentinel_master(MASTER_NAME)["config-epoch"])
+                )
+        return max(epochs)
+
     def wait_settled(self, primary: int, replicas: int, timeout: float = 30) -> None:
         """Until every Sentinel names `primary`, knows `replicas` replicas of it in sync and
         the two other Sentinels (a failover needs their votes)."""

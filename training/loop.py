@@ -39,7 +39,7 @@ from model.objectives import make_objective
 from model.training_step import NonFiniteLossError, TrainStep, fastest_settings
 from training import distributed
 from training.batches import BatchSampler, load_batch
-from training.config import TrainConfig
+from training.config import RunConfig, TrainConfig
 from training.data import PreparedDataset
 from training.data.faces.render import ZOOM as FACES_ZOOM
 from training.domain import fit_domain_reference
@@ -103,6 +103,17 @@ def dataset_record(data: PreparedDataset, path: str) -> dict[str, Any]:
         # before the zoom was recorded have the renderer's default.
         "zoom": meta.get("zoom", FACES_ZOOM if data.source == "faces" else None),
     }
+
+
+def lr_scale(step: int, run: RunConfig) -> float:
+    """The learning-rate factor for the update after `step` updates: the warm-up's linear rise,
+    then 1, then the cool-down's linear fall to zero at `run.steps`."""
+    scale = 1.0
+    if run.warmup_steps:
+        scale = min(scale, (step + 1) / run.warmup_steps)
+    if run.cooldown_steps:
+        scale = min(scale, max(0.0, (run.steps - step) / run.cooldown_steps))
+    return scale
 
 
 def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
@@ -230,8 +241,8 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     with stop_signals() as stop:
         try:
             while step < run.steps:
-                if run.warmup_steps:
-                    scale = min(1.0, (step + 1) / run.warmup_steps)
+                if run.warmup_steps or run.cooldown_steps:
+                    scale = lr_scale(step, run)
                     for name, opt in optimizers.items():
                         for group, lr in zip(opt.param_groups, base_lrs[name], strict=True):
                             group["lr"] = lr * scale

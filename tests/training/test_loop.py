@@ -15,10 +15,10 @@ from model.checkpoint import read_checkpoint
 from model.training_step import NonFiniteLossError, TrainStep
 from tests.training.conftest import tiny_run
 from tests.utils.redis_server import free_port
-from training.config import load_config
+from training.config import RunConfig, load_config
 from training.data import PreparedDataset
 from training.evaluation.features import encode_split
-from training.loop import train
+from training.loop import lr_scale, train
 from training.stopping import StopRequested
 
 
@@ -63,6 +63,33 @@ def test_an_interrupted_and_resumed_run_ends_exactly_where_an_uninterrupted_one_
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_the_learning_rate_rises_over_the_warm_up_and_falls_to_zero_over_the_cool_down():
+    run = RunConfig(steps=10, warmup_steps=2, cooldown_steps=4)
+    assert [lr_scale(step, run) for step in range(10)] == [
+        0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25
+    ]  # fmt: skip
+    assert lr_scale(12, run) == 0.0  # a run extended past its schedule never goes negative
+    assert lr_scale(3, RunConfig(steps=10)) == 1.0
+
+
+def test_a_resumed_run_keeps_the_cool_down_of_its_schedule(tiny_faces, tmp_path, monkeypatch):
+    seen: list[float] = []
+    real_call = TrainStep.__call__
+
+    def step(self, x_u, x_r, **kwargs):
+        seen.append(self.optimizers()["model"].param_groups[0]["lr"])
+        return real_call(self, x_u, x_r, **kwargs)
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    args = tiny_run(tiny_faces, tmp_path, "cool", 6, "run.cooldown_steps=4", "optim.lr=1e-3")
+    _signal_on_call(monkeypatch, 4, signal.SIGTERM)  # the run stops after its fourth update
+    with pytest.raises(StopRequested):
+        train(load_config(None, args))
+    assert len(seen) == 4
+    train(load_config(None, args))
+    assert seen == pytest.approx([1e-3, 1e-3, 1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
 
 
 @pytest.fixture

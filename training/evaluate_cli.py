@@ -27,6 +27,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--no-fidelity", action="store_true", help="probes only (no oracle)")
     parser.add_argument(
+        "--nonlinear-probes", action="store_true",
+        help="also probe e, z and both with a small MLP: is a factor the linear probe misses in "
+        "the features at all (not the paper's measure)",
+    )  # fmt: skip
+    parser.add_argument(
         "--write-card", action="store_true",
         help="record the metrics in the checkpoint's model.json and write its MODEL_CARD.md",
     )  # fmt: skip
@@ -50,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint)
     data = dataset_for(model.manifest, args.data)
-    result = evaluate(model, data, fidelity_checks=not args.no_fidelity)
+    result = evaluate(
+        model, data, fidelity_checks=not args.no_fidelity, nonlinear_probes=args.nonlinear_probes
+    )
     baselines = {}
     for path in args.baseline:
         other = json.loads(path.read_text())

@@ -10,6 +10,7 @@ the control (a separated z should predict the target factors badly), and all lat
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,10 @@ def feature_sets(z: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def probe_scores(
-    model: ReferenceVAE, data: PreparedDataset, limit: int | None = None
+    model: ReferenceVAE, data: PreparedDataset, limit: int | None = None, nonlinear: bool = False
 ) -> dict[str, Any]:
+    """Table 1's linear probes of e, z and both; with `nonlinear`, the same with a small MLP
+    under "nonlinear" (not the paper's measure: whether a factor is in the features at all)."""
     fit, score = data["eval_fit"], data["eval_score"]
     n_fit, n_score = (
         (len(fit), len(score)) if limit is None else (min(limit, len(fit)), min(limit, len(score)))
@@ -76,26 +79,41 @@ def probe_scores(
         out["task"] = "regression_mae"
         names = list(data.factor_names)
         y_fit, y_score = fit.factors[:n_fit], score.factors[:n_score]
-        rows = {k: probes.linear_regression_mae(fits[k], y_fit, scores[k], y_score) for k in fits}
-        rows["mean"] = probes.mean_predictor_mae(y_fit, y_score)
-        for key, mae in rows.items():
-            out["features"][key] = {
-                **dict(zip(names, map(float, mae), strict=True)),
-                "average": float(mae.mean()),
+
+        def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
+            maes = {k: probe(fits[k], y_fit, scores[k], y_score) for k in fits}
+            return {
+                k: {**dict(zip(names, map(float, mae), strict=True)), "average": float(mae.mean())}
+                for k, mae in maes.items()
             }
+
+        out["features"] = scored(probes.linear_regression_mae)
+        mean = probes.mean_predictor_mae(y_fit, y_score)
+        out["features"]["mean"] = {
+            **dict(zip(names, map(float, mean), strict=True)),
+            "average": float(mean.mean()),
+        }
+        if nonlinear:
+            out["nonlinear"] = scored(probes.mlp_regression_mae)
     else:
         out["task"] = "per_class_accuracy"
         classes = [c for c in data.class_names if c != "neutral"]
         y_fit, y_score = fit.labels[:n_fit], score.labels[:n_score]
-        for key in fits:
-            acc = probes.linear_classifier_accuracy(
-                fits[key], y_fit, scores[key], y_score, len(classes)
-            )
-            out["features"][key] = {
-                **dict(zip(classes, map(float, acc), strict=True)),
-                "average": float(np.nanmean(acc)),
+
+        def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
+            accs = {k: probe(fits[k], y_fit, scores[k], y_score, len(classes)) for k in fits}
+            return {
+                k: {
+                    **dict(zip(classes, map(float, acc), strict=True)),
+                    "average": float(np.nanmean(acc)),
+                }
+                for k, acc in accs.items()
             }
+
+        out["features"] = scored(probes.linear_classifier_accuracy)
         out["features"]["chance"] = {"average": 1.0 / len(classes)}
+        if nonlinear:
+            out["nonlinear"] = scored(probes.mlp_classifier_accuracy)
     return out
 
 
@@ -105,6 +123,7 @@ def evaluate(
     *,
     fidelity_checks: bool = True,
     oracle_steps: int = 2000,
+    nonlinear_probes: bool = False,
 ) -> dict[str, Any]:
     started = time.monotonic()
     result: dict[str, Any] = {
@@ -112,7 +131,7 @@ def evaluate(
         "variant": model.cfg.variant,
         "checkpoint_sha256": model.manifest.get("weights", {}).get("sha256"),
         "dataset": {"path": str(data.path), "source": data.source, "resolution": data.resolution},
-        "probes": probe_scores(model, data),
+        "probes": probe_scores(model, data, nonlinear=nonlinear_probes),
     }
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
@@ -169,6 +188,15 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
         lines.append(_row("chance", features["chance"], keys))
         caption = "Per-class accuracy on `eval_score` of a linear classifier fitted on `eval_fit` (higher is better)."
     lines += ["", caption]
+    if nonlinear := probes_.get("nonlinear"):
+        for key in ("e", "z", "all"):
+            cells = ", ".join(
+                f"{name} {_f(nonlinear[key].get(k))}" for name, k in zip(header, keys, strict=True)
+            )
+            lines.append(
+                f"- {key} through a two-layer MLP instead: {cells}, "
+                f"average {_f(nonlinear[key]['average'])}"
+            )
     for section in ("transfer", "sample", "neutralize", "oracle"):
         if section in result:
             items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())

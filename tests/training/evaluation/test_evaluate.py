@@ -11,12 +11,14 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "ev", 2)))
     model = load_model(run_dir / "export")
     data = PreparedDataset.open(tiny_faces)
-    result = evaluate(model, data, oracle_steps=30)
+    result = evaluate(model, data, oracle_steps=30, nonlinear_probes=True)
 
     probes = result["probes"]
     assert probes["task"] == "per_class_accuracy"
     assert set(probes["features"]) == {"e", "z", "all", "chance"}
     assert 0.0 <= probes["features"]["e"]["average"] <= 1.0
+    assert set(probes["nonlinear"]) == {"e", "z", "all"}  # the MLP beside the linear probe
+    assert set(probes["nonlinear"]["e"]) == set(probes["features"]["e"])
     for section in ("transfer", "sample", "neutralize", "oracle"):
         assert result[section], section
     assert "target_mae_to_attributes" in result["transfer"]
@@ -34,6 +36,7 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
 
     table = markdown(result)
     assert "common factors a transfer loses most" in table
+    assert "- e through a two-layer MLP instead: " in table
     assert "| t (srbvae), e |" not in table and "(srbvae), e |" in table
     card = write_card(run_dir / "export", result, table)
     assert "python -m training evaluate" in card.read_text()

@@ -30,9 +30,8 @@ class RunConfig:
     steps: int = 10_000  # optimisation steps; paper: 30 epochs of 60k digits at batch 36 = 50k
     batch_size: int = 36  # per process; paper 5.2
     warmup_steps: int = 0  # linear learning-rate warm-up
-    # Linear learning-rate decay to zero over the run's last steps (every optimiser): Adam at a
-    # constant rate keeps the encoders jittering around their optimum; a function of the step
-    # alone, so a resumed run follows the same schedule.
+    # Linear learning-rate decay to zero over the run's last steps (every optimiser); a function
+    # of the step alone, so a resumed run follows the same schedule.
     cooldown_steps: int = 0
     device: str = "auto"  # auto: cuda when present
     precision: Precision = "auto"  # auto: bf16 autocast where it is faster (CUDA, AMX/AVX512-BF16)

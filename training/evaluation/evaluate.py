@@ -80,19 +80,14 @@ def probe_scores(
         names = list(data.factor_names)
         y_fit, y_score = fit.factors[:n_fit], score.factors[:n_score]
 
+        def row(mae: np.ndarray) -> dict[str, float]:
+            return {**dict(zip(names, map(float, mae), strict=True)), "average": float(mae.mean())}
+
         def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
-            maes = {k: probe(fits[k], y_fit, scores[k], y_score) for k in fits}
-            return {
-                k: {**dict(zip(names, map(float, mae), strict=True)), "average": float(mae.mean())}
-                for k, mae in maes.items()
-            }
+            return {k: row(probe(fits[k], y_fit, scores[k], y_score)) for k in fits}
 
         out["features"] = scored(probes.linear_regression_mae)
-        mean = probes.mean_predictor_mae(y_fit, y_score)
-        out["features"]["mean"] = {
-            **dict(zip(names, map(float, mean), strict=True)),
-            "average": float(mean.mean()),
-        }
+        out["features"]["mean"] = row(probes.mean_predictor_mae(y_fit, y_score))
         if nonlinear:
             out["nonlinear"] = scored(probes.mlp_regression_mae)
     else:

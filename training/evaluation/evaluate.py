@@ -75,40 +75,38 @@ def probe_scores(
     z_score, e_score = encode_split(model, np.asarray(score.images[:n_score]))
     fits, scores = feature_sets(z_fit, e_fit), feature_sets(z_score, e_score)
     out: dict[str, Any] = {"task": "", "features": {}}
-    if data.source == "digits" or (data.factor_names and not data.class_names):
+    regression = data.source == "digits" or bool(data.factor_names and not data.class_names)
+    linear: Callable[..., np.ndarray]
+    mlp: Callable[..., np.ndarray]
+    extra: tuple[int, ...]
+    if regression:
         out["task"] = "regression_mae"
         names = list(data.factor_names)
         y_fit, y_score = fit.factors[:n_fit], score.factors[:n_score]
-
-        def row(mae: np.ndarray) -> dict[str, float]:
-            return {**dict(zip(names, map(float, mae), strict=True)), "average": float(mae.mean())}
-
-        def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
-            return {k: row(probe(fits[k], y_fit, scores[k], y_score)) for k in fits}
-
-        out["features"] = scored(probes.linear_regression_mae)
-        out["features"]["mean"] = row(probes.mean_predictor_mae(y_fit, y_score))
-        if nonlinear:
-            out["nonlinear"] = scored(probes.mlp_regression_mae)
+        linear, mlp, extra = probes.linear_regression_mae, probes.mlp_regression_mae, ()
     else:
         out["task"] = "per_class_accuracy"
-        classes = [c for c in data.class_names if c != "neutral"]
+        names = [c for c in data.class_names if c != "neutral"]
         y_fit, y_score = fit.labels[:n_fit], score.labels[:n_score]
+        linear, mlp = probes.linear_classifier_accuracy, probes.mlp_classifier_accuracy
+        extra = (len(names),)
 
-        def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
-            accs = {k: probe(fits[k], y_fit, scores[k], y_score, len(classes)) for k in fits}
-            return {
-                k: {
-                    **dict(zip(classes, map(float, acc), strict=True)),
-                    "average": float(np.nanmean(acc)),
-                }
-                for k, acc in accs.items()
-            }
+    def row(values: np.ndarray) -> dict[str, float]:
+        return {
+            **dict(zip(names, map(float, values), strict=True)),
+            "average": float(np.nanmean(values)),
+        }
 
-        out["features"] = scored(probes.linear_classifier_accuracy)
-        out["features"]["chance"] = {"average": 1.0 / len(classes)}
-        if nonlinear:
-            out["nonlinear"] = scored(probes.mlp_classifier_accuracy)
+    def scored(probe: Callable[..., np.ndarray]) -> dict[str, dict[str, float]]:
+        return {k: row(probe(fits[k], y_fit, scores[k], y_score, *extra)) for k in fits}
+
+    out["features"] = scored(linear)
+    if regression:
+        out["features"]["mean"] = row(probes.mean_predictor_mae(y_fit, y_score))
+    else:
+        out["features"]["chance"] = {"average": 1.0 / len(names)}
+    if nonlinear:
+        out["nonlinear"] = scored(mlp)
     return out
 
 

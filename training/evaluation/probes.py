@@ -3,6 +3,8 @@ the other, so no score is computed on the data its probe was fitted to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -71,10 +73,18 @@ def _per_class_recall(pred: np.ndarray, y_score: np.ndarray, num_classes: int) -
     )
 
 
-def _fit_mlp(
-    x_fit: np.ndarray, target: torch.Tensor, out_dim: int, loss_fn, steps: int, seed: int
-) -> torch.nn.Module:
-    """A two-layer MLP (256 wide) trained by Adam on minibatches of the fit split."""
+def _mlp_outputs(
+    x_fit: np.ndarray,
+    target: torch.Tensor,
+    x_score: np.ndarray,
+    out_dim: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    steps: int,
+    seed: int,
+) -> np.ndarray:
+    """A two-layer MLP (256 wide) trained by Adam on minibatches of the standardised fit split;
+    its outputs on the score split."""
+    x_fit, x_score = _standardise(x_fit.astype(np.float64), x_score.astype(np.float64))
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     xf = torch.from_numpy(x_fit).float()
@@ -90,7 +100,8 @@ def _fit_mlp(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return net.eval()
+    with torch.no_grad():
+        return net.eval()(torch.from_numpy(x_score).float()).numpy()
 
 
 def mlp_regression_mae(
@@ -104,11 +115,10 @@ def mlp_regression_mae(
     """Mean absolute error per target column of a small MLP: not Table 1's probe, but it says
     whether a factor the linear probe misses is absent from the features or only not linear in
     them. (F,)"""
-    x_fit, x_score = _standardise(x_fit.astype(np.float64), x_score.astype(np.float64))
     target = torch.from_numpy(y_fit).float()
-    net = _fit_mlp(x_fit, target, target.shape[1], torch.nn.functional.l1_loss, steps, seed)
-    with torch.no_grad():
-        pred = net(torch.from_numpy(x_score).float()).numpy()
+    pred = _mlp_outputs(
+        x_fit, target, x_score, target.shape[1], torch.nn.functional.l1_loss, steps, seed
+    )
     return np.abs(pred - y_score).mean(0)
 
 
@@ -122,9 +132,8 @@ def mlp_classifier_accuracy(
     seed: int = 0,
 ) -> np.ndarray:
     """Per-class accuracy (recall) of a small MLP classifier, beside the linear one. (K,)"""
-    x_fit, x_score = _standardise(x_fit.astype(np.float64), x_score.astype(np.float64))
     target = torch.from_numpy(np.array(y_fit)).long()
-    net = _fit_mlp(x_fit, target, num_classes, torch.nn.functional.cross_entropy, steps, seed)
-    with torch.no_grad():
-        pred = net(torch.from_numpy(x_score).float()).argmax(1).numpy()
-    return _per_class_recall(pred, y_score, num_classes)
+    logits = _mlp_outputs(
+        x_fit, target, x_score, num_classes, torch.nn.functional.cross_entropy, steps, seed
+    )
+    return _per_class_recall(logits.argmax(1), y_score, num_classes)

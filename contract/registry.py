@@ -74,6 +74,8 @@ class ModelInfo(BaseModel):
     # A faces model: the framing (the renderer's zoom) of its training crops, to which faces
     # found in photos are aligned. None: the model takes pictures at its own framing only.
     face_zoom: float | None = None
+    # How the model's edits are rendered unless a request says (contract.tasks.Render).
+    rendering: str = "generator"
 
 
 class WorkerInfo(BaseModel):

@@ -63,6 +63,9 @@ ImageB64 = Annotated[
 ]
 # What a photo's job answers: the photo with the face edited, or the edited aligned crop.
 Output = Literal["photo", "face"]
+# How an edit is rendered (model/rendering.py, whose RenderMode this mirrors without torch):
+# the generator's picture, or the input with the edit's change. None: the model's default.
+Render = Literal["generator", "input"]
 FaceIndex = Annotated[int, Field(ge=0, le=1000)]  # among the faces found, largest first
 _Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
 _Extent = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
@@ -102,6 +105,7 @@ class TransferRequest(_Payload):
     face_box: Box | None = None  # given: chooses instead of face
     attributes_face_box: Box | None = None
     output: Output = "photo"
+    render: Render | None = None
 
 
 class SampleRequest(_Payload):
@@ -113,6 +117,7 @@ class SampleRequest(_Payload):
     face: FaceIndex = 0
     face_box: Box | None = None
     output: Output = "photo"
+    render: Render | None = None
 
 
 class NeutralizeRequest(_Payload):
@@ -121,6 +126,7 @@ class NeutralizeRequest(_Payload):
     face: FaceIndex = 0
     face_box: Box | None = None
     output: Output = "photo"
+    render: Render | None = None
 
 
 class InterpolateRequest(_Payload):
@@ -128,6 +134,7 @@ class InterpolateRequest(_Payload):
     a: ImageB64
     b: ImageB64
     steps: Annotated[int, Field(ge=2, le=MAX_BATCH)] = 8
+    render: Render | None = None
 
 
 # --- results ---------------------------------------------------------------------------------

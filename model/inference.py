@@ -4,6 +4,7 @@
     m = load_model("models/digits", device="cpu")
     z, e = m.encode([image])                  # posterior means, (B, z_dim) and (B, e_dim)
     out = m.transfer(image, attributes)      # G(z of image, e of attributes)
+    out = m.transfer(image, attributes, render="input")   # the image with that change
     variations = m.sample(image, n=8, seed=0)
     m.domain_percentiles([image])             # how far from the training images, 0-100
 
@@ -12,13 +13,15 @@ as functions from posterior means to the latents to generate (`transfer_latents`
 methods below run them around one encode and one generate, and the worker runs the same
 functions around its batched encode and generate. So is the domain check: the reconstruction
 G(z, e) of each input (`reconstruction_latents`) beside the edit's latents, its error placed
-among held-out images' (model/domain.py).
+among held-out images' (model/domain.py). And so is the rendering (model/rendering.py): an
+edit answers the generator's picture, or the input with the edit's change, which needs the same
+reconstructions.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from model import images as imageio
 from model.checkpoint import CheckpointError, load_inference
 from model.domain import DomainReference, reconstruction_error
 from model.networks import SRbVAE
+from model.rendering import RENDER_MODES, Rendering, RenderMode
 from model.target_prior import TargetPrior
 
 LatentLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
@@ -83,6 +87,7 @@ class ReferenceVAE:
         device: torch.device,
         prior: TargetPrior | None = None,
         domain: DomainReference | None = None,
+        rendering: Rendering | None = None,
     ):
         self.net = net.eval()
         self.manifest = manifest
@@ -92,6 +97,8 @@ class ReferenceVAE:
         self.prior = prior if prior is not None else TargetPrior.standard(net.cfg.e_dim)
         # Held-out images' reconstruction errors, where an input's is placed; None: not stored.
         self.domain = domain
+        # How edits are rendered when a call does not say (model/rendering.py).
+        self.rendering = rendering or Rendering()
 
     @property
     def name(self) -> str:
@@ -170,20 +177,68 @@ class ReferenceVAE:
             raise ValueError(f"z has {z_t.shape[0]} rows but e has {e_t.shape[0]}")
         return imageio.to_pil(self.generate_tensor(z_t, e_t))
 
+    def render_edit(
+        self,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        e: torch.Tensor,
+        latents: Latents,
+        base: torch.Tensor,
+        render: RenderMode | None = None,
+    ) -> torch.Tensor:
+        """The edit `latents` of the inputs x (posterior means z, e), output row i an edit of
+        input base[i], rendered as `render` asks (None: the model's default). (N, 3, R, R)"""
+        if render is not None and render not in RENDER_MODES:
+            raise ValueError(f"render must be one of {RENDER_MODES}, got {render!r}")
+        z_edit, e_edit = latents
+        if not self.rendering.needs_reconstruction(render):
+            return self.generate_tensor(z_edit, e_edit)
+        n = z_edit.shape[0]
+        if e_edit is None:
+            with torch.inference_mode():
+                e_edit = self.net.expand_e_ref(n).float().cpu()
+        # One pass: the edits, then the inputs' reconstructions they are composed with.
+        out = self.generate_tensor(torch.cat([z_edit, z[base]]), torch.cat([e_edit, e[base]]))
+        return self.rendering.compose(x[base], out[:n], out[n:], render)
+
+    def _edit(
+        self,
+        images: Sequence[Image.Image],
+        edit: Callable[[torch.Tensor, torch.Tensor], Latents],
+        base: Sequence[int],
+        render: RenderMode | None,
+    ) -> list[Image.Image]:
+        """Pictures in, `edit` of their posterior means, pictures out."""
+        x = imageio.to_tensor(images, self.resolution)
+        z, e = self.encode_tensor(x)
+        rows = torch.as_tensor(base, dtype=torch.long)
+        return imageio.to_pil(self.render_edit(x, z, e, edit(z, e), rows, render))
+
     def transfer(
-        self, image: Image.Image, attributes: Image.Image, strength: float = 1.0
+        self,
+        image: Image.Image,
+        attributes: Image.Image,
+        strength: float = 1.0,
+        render: RenderMode | None = None,
     ) -> Image.Image:
         """`image`'s common factors z with `attributes`' target factors e.
 
         strength in [0, 1] moves e from the image's own (0) to the attributes image's (1).
+        render: "generator" (G(z, e)), "input" (the image with the edit's change; see
+        model/rendering.py) or None (the model's default).
         """
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
-        z, e = self.encode([image, attributes])
-        return imageio.to_pil(self.generate_tensor(*transfer_latents(z, e, strength)))[0]
+        pair = [image, attributes]
+        return self._edit(pair, lambda z, e: transfer_latents(z, e, strength), [0], render)[0]
 
     def sample(
-        self, image: Image.Image, n: int = 8, seed: int | None = None, temperature: float = 1.0
+        self,
+        image: Image.Image,
+        n: int = 8,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        render: RenderMode | None = None,
     ) -> list[Image.Image]:
         """n variations of the target factors for the image's fixed z: e drawn from the
         checkpoint's sampling distribution (`self.prior`), its spread scaled by `temperature`.
@@ -196,21 +251,26 @@ class ReferenceVAE:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         seed = secrets.randbits(63) if seed is None else seed
-        z, _ = self.encode([image])
-        latents = sample_latents(z, self.prior, n, seed, temperature)
-        return imageio.to_pil(self.generate_tensor(*latents))
+        return self._edit(
+            [image],
+            lambda z, e: sample_latents(z, self.prior, n, seed, temperature),
+            [0] * n,
+            render,
+        )
 
-    def neutralize(self, image: Image.Image) -> Image.Image:
+    def neutralize(self, image: Image.Image, render: RenderMode | None = None) -> Image.Image:
         """The image with the reference target factors e^r (a neutral face, a plain digit)."""
-        z, _ = self.encode([image])
-        return imageio.to_pil(self.generate_tensor(*neutral_latents(z)))[0]
+        return self._edit([image], lambda z, e: neutral_latents(z), [0], render)[0]
 
-    def interpolate(self, a: Image.Image, b: Image.Image, steps: int = 8) -> list[Image.Image]:
+    def interpolate(
+        self, a: Image.Image, b: Image.Image, steps: int = 8, render: RenderMode | None = None
+    ) -> list[Image.Image]:
         """a's z with e moving linearly from a's to b's in `steps` images (both ends included)."""
         if steps < 2:
             raise ValueError(f"steps must be at least 2, got {steps}")
-        z, e = self.encode([a, b])
-        return imageio.to_pil(self.generate_tensor(*interpolate_latents(z, e, steps)))
+        return self._edit(
+            [a, b], lambda z, e: interpolate_latents(z, e, steps), [0] * steps, render
+        )
 
     def domain_percentiles(self, images: Sequence[Image.Image]) -> list[float]:
         """Each picture's reconstruction error as a percentile (0-100) of the held-out
@@ -241,4 +301,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Referenc
         domain = DomainReference.from_record(manifest.get("domain"))
     except ValueError as exc:
         raise CheckpointError(f"{path}: domain: {exc}") from None
-    return ReferenceVAE(net, manifest, device, prior, domain)
+    try:
+        rendering = Rendering.from_record(manifest.get("rendering"))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: rendering: {exc}") from None
+    return ReferenceVAE(net, manifest, device, prior, domain, rendering)

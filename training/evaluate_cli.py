@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from model.rendering import RENDER_MODES
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="probes (paper Table 1) and transfer fidelity")
@@ -30,6 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--nonlinear-probes", action="store_true",
         help="also probe e, z and both with a small MLP: is a factor the linear probe misses in "
         "the features at all (not the paper's measure)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--render", choices=RENDER_MODES,
+        help="render the edits so (model/rendering.py); default: the checkpoint's rendering",
     )  # fmt: skip
     parser.add_argument(
         "--write-card", action="store_true",
@@ -56,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     data = dataset_for(model.manifest, args.data)
     result = evaluate(
-        model, data, fidelity_checks=not args.no_fidelity, nonlinear_probes=args.nonlinear_probes
+        model,
+        data,
+        fidelity_checks=not args.no_fidelity,
+        nonlinear_probes=args.nonlinear_probes,
+        render=args.render,
     )
     baselines = {}
     for path in args.baseline:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from model.checkpoint import INFERENCE_MANIFEST
+from model.rendering import DEFAULT_TOLERANCE, RENDER_MODES, Rendering
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = REPO / "models" if (REPO / "pyproject.toml").is_file() else Path("models")
@@ -29,10 +30,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grids", type=Path, help="a run's grids/ directory: its latest PNGs go beside the card"
     )
+    parser.add_argument(
+        "--render", choices=RENDER_MODES,
+        help="how the model's edits are rendered by default (model/rendering.py); default: as "
+        "the checkpoint says, else generator",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tolerance", type=float, default=DEFAULT_TOLERANCE,
+        help="with --render input: the change, in image units, above which the generated "
+        "pixels replace the input's",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
-def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = None) -> Path:
+def install(
+    checkpoint: Path,
+    name: str,
+    models_dir: Path,
+    grids: Path | None = None,
+    rendering: Rendering | None = None,
+) -> Path:
     from model import load_model
 
     load_model(checkpoint)  # verified before anything is copied
@@ -43,6 +60,8 @@ def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = 
     manifest = json.loads((checkpoint / INFERENCE_MANIFEST).read_text())
     run_name = manifest["name"]
     manifest["name"] = name
+    if rendering is not None:
+        manifest["rendering"] = rendering.to_record()
     shutil.copy2(checkpoint / manifest["weights"]["file"], staging / manifest["weights"]["file"])
     (staging / INFERENCE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     for extra in EXTRA_FILES:
@@ -73,6 +92,7 @@ def install(checkpoint: Path, name: str, models_dir: Path, grids: Path | None = 
 
 
 def run(args: argparse.Namespace) -> int:
-    target = install(args.checkpoint, args.name, args.models_dir, args.grids)
+    rendering = None if args.render is None else Rendering(args.render, args.tolerance)
+    target = install(args.checkpoint, args.name, args.models_dir, args.grids, rendering)
     print(f"installed {args.checkpoint} as {target}")
     return 0

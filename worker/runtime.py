@@ -34,7 +34,8 @@ from worker.tracker import JobTracker
 log = logging.getLogger(__name__)
 
 MANIFEST = "model.json"
-CARD_FIELDS = ("data", "training", "metrics", "dtype", "sampling")  # sampling: how /sample draws e
+# sampling: how /sample draws e; rendering: the default rendering and its tolerance
+CARD_FIELDS = ("data", "training", "metrics", "dtype", "sampling", "rendering")
 
 
 class StartupError(RuntimeError):
@@ -128,6 +129,7 @@ def model_info(name: str, vae: ReferenceVAE) -> ModelInfo:
         checkpoint_sha256=m["weights"]["sha256"],
         card={k: m[k] for k in CARD_FIELDS if k in m},
         face_zoom=face_zoom(name, m),
+        rendering=vae.rendering.mode,
     )
 
 

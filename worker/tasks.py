@@ -204,7 +204,8 @@ class Run(contextlib.ExitStack):
         self.rt = get_runtime()
         self.m: ServedModel = self.rt.model(req.model)
         self.photos: dict[str, photo.Photo] = {}  # by field: the uploads read as photos
-        self.unchecked: _Inputs | None = None  # encoded inputs whose domain check is due
+        self.inputs: _Inputs | None = None  # the encoded inputs, which edits are made of
+        self.unchecked = False  # the inputs' domain check is due (in the next generate pass)
         self.domain: DomainCheck | None = None
 
     # What the model sees: pictures at its resolution, a photo's face aligned.
@@ -272,8 +273,8 @@ class Run(contextlib.ExitStack):
         )
         z, e = self.rt.jobs.wait(done, job.deadline)
         trace.mark(job.id, "w_encode_back")
-        if m.vae.domain is not None:
-            self.unchecked = _Inputs(x, z, e, inputs or [f"images[{i}]" for i in range(len(x))])
+        self.inputs = _Inputs(x, z, e, inputs or [f"images[{i}]" for i in range(len(x))])
+        self.unchecked = m.vae.domain is not None
         return z, e
 
     def encode_pngs(
@@ -282,13 +283,22 @@ class Run(contextlib.ExitStack):
         """Payload images by field name, in that order -> z, e (one row each)."""
         return self.encode(imageio.uint8_to_tensor(self.model_inputs(faces, **pngs)), list(pngs))
 
-    def generate(self, z: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
-        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R)."""
-        m, job = self.m, self.job
+    def generate(
+        self, z: torch.Tensor, e: torch.Tensor | None, base: list[int] | None = None
+    ) -> torch.Tensor:
+        """z (B, z_dim), e (B, e_dim) or None for e^r -> (B, 3, R, R). `base`: where the rows
+        edit the encoded inputs, the input each row edits; the edits are then rendered as the
+        request's `render` (or the model's default) asks (model/rendering.py)."""
+        m, job, inputs = self.m, self.job, self.inputs
         e = m.e_ref.expand(z.shape[0], -1) if e is None else e
-        rows, check, self.unchecked = z.shape[0], self.unchecked, None
-        if check is not None:  # the inputs' reconstructions ride along in the same pass
-            z_rec, e_rec = reconstruction_latents(check.z, check.e)
+        rows, check, self.unchecked = z.shape[0], self.unchecked, False
+        render = getattr(self.req, "render", None)
+        compose = (
+            base is not None and inputs is not None and m.vae.rendering.needs_reconstruction(render)
+        )
+        if inputs is not None and (check or compose):
+            # The inputs' reconstructions ride along in the same pass.
+            z_rec, e_rec = reconstruction_latents(inputs.z, inputs.e)
             z, e = torch.cat([z, z_rec]), torch.cat([e, e_rec])
         trace.mark(job.id, "w_generate_submit")
         done = self.rt.batcher.submit(
@@ -296,12 +306,15 @@ class Run(contextlib.ExitStack):
         )
         (x,) = self.rt.jobs.wait(done, job.deadline)
         trace.mark(job.id, "w_generate_back")
-        if check is not None:
-            self.domain = domain_check(m, check, x[rows:])
+        if inputs is not None and check:
+            self.domain = domain_check(m, inputs, x[rows:])
+        if compose and inputs is not None and base is not None:
+            rec = x[rows:][base]
+            return m.vae.rendering.compose(inputs.x[base].float(), x[:rows], rec, render)
         return x[:rows]
 
     def result(self, schema: type[BaseModel] = ImagesResult, **fields) -> dict:
-        if self.unchecked is not None:  # no edit to generate (encode): a pass of their own
+        if self.unchecked:  # no edit to generate (encode): a pass of their own
             vae = self.m.vae
             self.generate(torch.empty(0, vae.z_dim), torch.empty(0, vae.e_dim))
         return schema(
@@ -356,7 +369,8 @@ def transfer(self, job: Job, *args, **kwargs) -> dict:
             "attributes": req.attributes_face_box or req.attributes_face,
         }
         z, e = run.encode_pngs(faces, image=req.image, attributes=req.attributes)
-        return run.images(run.generate(*transfer_latents(z, e, req.strength)), onto="image")
+        edits = run.generate(*transfer_latents(z, e, req.strength), base=[0])
+        return run.images(edits, onto="image")
 
 
 def seed_for(job_id: str) -> int:
@@ -371,7 +385,7 @@ def sample(self, job: Job, *args, **kwargs) -> dict:
         seed = seed_for(job.id) if req.seed is None else req.seed
         z, _ = run.encode_pngs({"image": req.face_box or req.face}, image=req.image)
         latents = sample_latents(z, run.m.vae.prior, req.n, seed, req.temperature)
-        return run.images(run.generate(*latents), seed, onto="image")
+        return run.images(run.generate(*latents, base=[0] * req.n), seed, onto="image")
 
 
 @_task(TaskName.NEUTRALIZE)
@@ -379,14 +393,15 @@ def neutralize(self, job: Job, *args, **kwargs) -> dict:
     with Run(job, NeutralizeRequest, args, kwargs) as run:
         req = run.req
         z, _ = run.encode_pngs({"image": req.face_box or req.face}, image=req.image)
-        return run.images(run.generate(*neutral_latents(z)), onto="image")
+        return run.images(run.generate(*neutral_latents(z), base=[0]), onto="image")
 
 
 @_task(TaskName.INTERPOLATE)
 def interpolate(self, job: Job, *args, **kwargs) -> dict:
     run = Run(job, InterpolateRequest, args, kwargs)
     z, e = run.encode_pngs(a=run.req.a, b=run.req.b)
-    return run.images(run.generate(*interpolate_latents(z, e, run.req.steps)))
+    steps = run.req.steps
+    return run.images(run.generate(*interpolate_latents(z, e, steps), base=[0] * steps))
 
 
 # --- remote control ----------------------------------------------------------------------------

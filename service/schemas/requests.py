@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from contract.tasks import MAX_BATCH, MAX_SEED, Box, FaceIndex, Latents, ModelName, Output
+from contract.tasks import MAX_BATCH, MAX_SEED, Box, FaceIndex, Latents, ModelName, Output, Render
 
 
 def _split(value: object) -> object:
@@ -33,7 +33,18 @@ class UploadFields(BaseModel):
     model: ModelField = None
 
 
-class PhotoFields(UploadFields):
+class EditFields(UploadFields):
+    """For the routes that edit an uploaded picture."""
+
+    render: Annotated[
+        Render | None,
+        Field(description="generator: the model's picture G(z, e); input: the uploaded picture "
+              "with the edit's change, the generated pixels where the edit redraws (keeps what "
+              "the model cannot draw); omitted: the model's default (`rendering` in GET /models)"),
+    ] = None  # fmt: skip
+
+
+class PhotoFields(EditFields):
     """For a faces model and an `image` that is a photo (not a picture at the model's
     resolution): which face to edit and what to answer (docs/photos.md)."""
 
@@ -75,7 +86,7 @@ class SampleFields(PhotoFields):
     ] = 1.0
 
 
-class InterpolateFields(UploadFields):
+class InterpolateFields(EditFields):
     steps: Annotated[
         int, Field(ge=2, le=MAX_BATCH, description="images in the strip, both ends included")
     ] = 8

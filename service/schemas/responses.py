@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contract.tasks import Render
 from service.core.jobs import JobKind, JobStatus
 
 
@@ -111,6 +112,11 @@ class ModelPublic(BaseModel):
         None,
         description="a faces model's framing, which faces found in photos are aligned to; null: "
         "the model takes pictures at its own framing only (no photos)",
+    )
+    rendering: Render = Field(
+        "generator",
+        description="how edits are rendered when a request does not say (`render`): generator, "
+        "the model's picture; input, the uploaded picture with the edit's change",
     )
     card: dict = Field(description="training data, command and metrics from the model card")
 

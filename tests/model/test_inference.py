@@ -1,3 +1,4 @@
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,7 +8,7 @@ import torch
 from PIL import Image
 
 from model import load_model
-from model.checkpoint import export_inference
+from model.checkpoint import CheckpointError, export_inference
 from model.networks import SRbVAE
 from tests.model.conftest import tiny_config
 
@@ -125,3 +126,68 @@ def test_neutralize_and_interpolate(model):
     start, end = model.generate(z[:1], e[:1])[0], model.generate(z[:1], e[1:])[0]
     assert np.abs(_array(path[0]) - _array(start)).max() <= 1
     assert np.abs(_array(path[-1]) - _array(end)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def rendered_onto_input(tmp_path_factory):
+    """The same tiny network, its edits rendered onto the input by default."""
+    torch.manual_seed(0)
+    net = SRbVAE(tiny_config())
+    path = tmp_path_factory.mktemp("ckpt-input")
+    export_inference(net, path, name="tiny")
+    manifest = json.loads((path / "model.json").read_text())
+    manifest["rendering"] = {"mode": "input", "tolerance": 0.08}
+    (path / "model.json").write_text(json.dumps(manifest))
+    return load_model(path)
+
+
+def test_rendering_onto_the_input_keeps_an_unchanged_picture(model):
+    image = _picture(0, (32, 32))
+    # Strength 0 changes nothing: the input itself, where the generator redraws it.
+    kept = model.transfer(image, _picture(1), strength=0.0, render="input")
+    assert np.array_equal(_array(kept), _array(image))
+    drawn = model.transfer(image, _picture(1), strength=0.0, render="generator")
+    assert np.abs(_array(drawn) - _array(image)).mean() > 10
+
+
+def test_the_checkpoints_rendering_is_the_default(model, rendered_onto_input):
+    image, other = _picture(3, (32, 32)), _picture(4, (32, 32))
+    assert model.rendering.mode == "generator" and rendered_onto_input.rendering.mode == "input"
+    default = rendered_onto_input.transfer(image, other)
+    asked = rendered_onto_input.transfer(image, other, render="input")
+    assert np.array_equal(_array(default), _array(asked))
+    generated = rendered_onto_input.transfer(image, other, render="generator")
+    assert not np.array_equal(_array(default), _array(generated))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m, a, b, r: m.sample(a, n=3, seed=1, render=r),
+        lambda m, a, b, r: [m.neutralize(a, render=r)],
+        lambda m, a, b, r: m.interpolate(a, b, 3, render=r),
+    ],
+    ids=["sample", "neutralize", "interpolate"],
+)
+def test_every_edit_renders_onto_its_input(model, edit):
+    a, b = _picture(5, (32, 32)), _picture(6, (32, 32))
+    onto = [_array(im) for im in edit(model, a, b, "input")]
+    drawn = [_array(im) for im in edit(model, a, b, "generator")]
+    # Each answer is nearer the input than the generator's picture is.
+    for o, d in zip(onto, drawn, strict=True):
+        assert np.abs(o - _array(a)).mean() < np.abs(d - _array(a)).mean()
+
+
+def test_an_unknown_rendering_is_refused(model):
+    with pytest.raises(ValueError, match="render"):
+        model.transfer(_picture(0), _picture(1), render="pixels")  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_with_a_bad_rendering_is_refused(tmp_path):
+    net = SRbVAE(tiny_config())
+    export_inference(net, tmp_path, name="tiny")
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    manifest["rendering"] = {"mode": "pixels"}
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="rendering"):
+        load_model(tmp_path)

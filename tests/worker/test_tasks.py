@@ -73,6 +73,38 @@ def test_transfer_round_trip(client, models):
     assert_same_images(result["images"], [models["faces"].transfer(pil(a), pil(b), 0.5)])
 
 
+def test_transfer_renders_onto_the_input_when_asked(client, models):
+    a, b = random_png(12), random_png(13)
+    for render in ("input", "generator"):
+        result = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, render=render)
+        want = models["faces"].transfer(pil(a), pil(b), render=render)
+        assert_same_images(result["images"], [want])
+    # An edit that changes nothing answers the input itself.
+    kept = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, strength=0.0,
+               render="input")  # fmt: skip
+    assert np.array_equal(decode(kept["images"][0]), decode(a))
+
+
+@pytest.mark.parametrize(
+    "task, kwargs, edit",
+    [
+        (TaskName.SAMPLE, {"n": 3, "seed": 5}, lambda m, a: m.sample(a, 3, 5, render="input")),
+        (TaskName.NEUTRALIZE, {}, lambda m, a: [m.neutralize(a, render="input")]),
+    ],
+    ids=["sample", "neutralize"],
+)
+def test_edits_of_one_picture_render_onto_it(client, models, task, kwargs, edit):
+    image = random_png(14)
+    result = run(client, task, model="faces", image=image, render="input", **kwargs)
+    assert_same_images(result["images"], edit(models["faces"], pil(image)))
+
+
+def test_interpolation_renders_onto_its_first_picture(client, models):
+    a, b = random_png(42), random_png(43)
+    result = run(client, TaskName.INTERPOLATE, model="faces", a=a, b=b, steps=3, render="input")
+    assert_same_images(result["images"], models["faces"].interpolate(pil(a), pil(b), 3, "input"))
+
+
 def test_a_result_is_stored_as_celerys_backend_stores_it(client, redis_server):
     """The worker stores successes itself (worker/tracker.py): the same key and value that
     Celery's backend decodes, with the results' expiry, published on the key's channel."""

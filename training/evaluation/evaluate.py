@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from model.inference import ReferenceVAE
+from model.rendering import RenderMode
 from training.data import PreparedDataset
 from training.evaluation import fidelity, probes
 from training.evaluation.features import encode_split
@@ -117,7 +118,10 @@ def evaluate(
     fidelity_checks: bool = True,
     oracle_steps: int = 2000,
     nonlinear_probes: bool = False,
+    render: RenderMode | None = None,
 ) -> dict[str, Any]:
+    """The probes, and (with fidelity_checks) the oracle's reading of transfers, samples and
+    neutralised images rendered as `render` asks (None: the model's default)."""
     started = time.monotonic()
     result: dict[str, Any] = {
         "model": model.name,
@@ -129,10 +133,14 @@ def evaluate(
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
         result["oracle"] = oracle.info.get("accuracy_on_eval_score", {})
-        transfers = fidelity.make_transfers(model, data)
+        result["rendering"] = {
+            **model.rendering.to_record(),
+            "mode": render or model.rendering.mode,
+        }
+        transfers = fidelity.make_transfers(model, data, render=render)
         result["transfer"] = fidelity.transfer_fidelity(transfers, data, oracle)
-        result["sample"] = fidelity.sample_fidelity(model, data, oracle)
-        result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle)
+        result["sample"] = fidelity.sample_fidelity(model, data, oracle, render=render)
+        result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle, render=render)
         if by_factor := fidelity.common_factor_errors(transfers, data, oracle):
             result["common_factors"] = by_factor
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -190,6 +198,10 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
                 f"- {key} through a two-layer MLP instead: {cells}, "
                 f"average {_f(nonlinear[key]['average'])}"
             )
+    if rendering := result.get("rendering"):
+        how = "the input with the edit's change" if rendering["mode"] == "input" else "G(z, e)"
+        tolerance = f", tolerance {rendering['tolerance']}" if rendering["mode"] == "input" else ""
+        lines.append(f"- rendering of the edits below: {rendering['mode']} ({how}{tolerance})")
     for section in ("transfer", "sample", "neutralize", "oracle"):
         if section in result:
             items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())

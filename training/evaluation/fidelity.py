@@ -3,6 +3,9 @@
 The roles by source: for digits the target factors are the style (width, scale, colour) and the
 common factor is the digit (its class); for faces the target factors are the expression (and
 its class) and the common factors the identity, pose, lighting and background.
+
+Every output is scored as the service answers it: rendered as the model's default rendering, or
+the one `render` names (model/rendering.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from model.images import uint8_to_tensor
 from model.inference import ReferenceVAE
+from model.rendering import RenderMode
 from training.data import PreparedDataset
 from training.evaluation.features import encode_split, generate
 from training.evaluation.oracle import Oracle
@@ -33,11 +38,28 @@ def _common_kept(data: PreparedDataset, pred: dict, split, idx) -> dict[str, flo
     return {}
 
 
+def rendered(
+    model: ReferenceVAE,
+    images: np.ndarray,
+    z: np.ndarray,
+    e: np.ndarray,
+    edited: torch.Tensor,
+    render: RenderMode | None,
+) -> torch.Tensor:
+    """Edits `edited` of the (N, R, R, 3) uint8 `images` (posterior means z, e; row for row),
+    rendered as `render` asks (None: the model's default)."""
+    if not model.rendering.needs_reconstruction(render):
+        return edited
+    reconstruction = generate(model, z, e)
+    return model.rendering.compose(uint8_to_tensor(images), edited, reconstruction, render)
+
+
 @dataclass(frozen=True)
 class Transfers:
     """G(z of B, e of A) for random held-out pairs (A, B): A gives e (attributes), B gives z;
-    and, where the data has common factors, the model's own rendering G(z of B, e of B). Made
-    once, scored by `transfer_fidelity` and `common_factor_errors`."""
+    and, where the data has common factors, the model's own rendering G(z of B, e of B) (B
+    itself where edits are rendered onto the input). Made once, scored by `transfer_fidelity`
+    and `common_factor_errors`."""
 
     idx_a: np.ndarray
     idx_b: np.ndarray
@@ -46,7 +68,11 @@ class Transfers:
 
 
 def make_transfers(
-    model: ReferenceVAE, data: PreparedDataset, pairs: int = 1000, seed: int = 0
+    model: ReferenceVAE,
+    data: PreparedDataset,
+    pairs: int = 1000,
+    seed: int = 0,
+    render: RenderMode | None = None,
 ) -> Transfers:
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
@@ -55,8 +81,11 @@ def make_transfers(
     images = np.asarray(split.images)
     z_b, e_b = encode_split(model, images[idx_b])
     _, e_a = encode_split(model, images[idx_a])
-    unedited = generate(model, z_b, e_b) if split.common.shape[1] else None
-    return Transfers(idx_a, idx_b, generate(model, z_b, e_a), unedited)
+    edited = rendered(model, images[idx_b], z_b, e_b, generate(model, z_b, e_a), render)
+    unedited = None
+    if split.common.shape[1]:
+        unedited = rendered(model, images[idx_b], z_b, e_b, generate(model, z_b, e_b), render)
+    return Transfers(idx_a, idx_b, edited, unedited)
 
 
 def transfer_fidelity(t: Transfers, data: PreparedDataset, oracle: Oracle) -> dict[str, float]:
@@ -141,16 +170,18 @@ def sample_fidelity(
     images: int = 200,
     n: int = 8,
     seed: int = 0,
+    render: RenderMode | None = None,
 ) -> dict[str, float]:
     """n samples per fixed z, e drawn as `/sample` draws it (the model's sampling distribution):
     the target factors should spread, the common stay."""
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(split), min(images, len(split)), replace=False)
-    z, _ = encode_split(model, np.asarray(split.images)[idx])
+    x = np.repeat(np.asarray(split.images)[idx], n, axis=0)
+    z, e_own = (np.repeat(v, n, axis=0) for v in encode_split(model, x[::n]))
     gen = torch.Generator().manual_seed(seed)
     e = model.prior.draw(len(idx) * n, gen).numpy()
-    pred = oracle.predict(generate(model, np.repeat(z, n, axis=0), e))
+    pred = oracle.predict(rendered(model, x, z, e_own, generate(model, z, e), render))
     spread = pred["factors"].reshape(len(idx), n, -1).std(1).mean()
     out = {
         "target_spread_within_z": float(spread),
@@ -161,13 +192,18 @@ def sample_fidelity(
 
 
 def neutralize_fidelity(
-    model: ReferenceVAE, data: PreparedDataset, oracle: Oracle, images: int = 500
+    model: ReferenceVAE,
+    data: PreparedDataset,
+    oracle: Oracle,
+    images: int = 500,
+    render: RenderMode | None = None,
 ) -> dict[str, float]:
     """G(z, e^r) should carry the reference set's target factors and keep the common ones."""
     split = data["eval_score"]
     idx = np.arange(min(images, len(split)))
-    z, _ = encode_split(model, np.asarray(split.images)[idx])
-    pred = oracle.predict(generate(model, z, None))
+    x = np.asarray(split.images)[idx]
+    z, e = encode_split(model, x)
+    pred = oracle.predict(rendered(model, x, z, e, generate(model, z, None), render))
     reference = np.asarray(data["reference"].factors).mean(0)
     out = {"target_mae_to_reference": float(np.abs(pred["factors"] - reference).mean())}
     out.update(_common_kept(data, pred, split, idx))

@@ -56,6 +56,7 @@ async def transfer(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respo
         face_box=params.face_box,
         attributes_face_box=params.attributes_face_box,
         output=params.output,
+        render=params.render,
     )
     return await job.answer(TaskName.TRANSFER, payload, as_json=as_json)
 
@@ -85,6 +86,7 @@ async def sample(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Respons
         face=params.face,
         face_box=params.face_box,
         output=params.output,
+        render=params.render,
     )
     return await job.answer(TaskName.SAMPLE, payload, as_json=as_json)
 
@@ -107,6 +109,7 @@ async def neutralize(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Res
         face=params.face,
         face_box=params.face_box,
         output=params.output,
+        render=params.render,
     )
     return await job.answer(TaskName.NEUTRALIZE, payload, as_json=as_json)
 
@@ -125,5 +128,6 @@ async def interpolate(form: FormDep, job: JobRouteDep, as_json: WantsJson) -> Re
         a=upload.png("a"),
         b=upload.png("b"),
         steps=upload.fields.steps,
+        render=upload.fields.render,
     )
     return await job.answer(TaskName.INTERPOLATE, payload, as_json=as_json)

@@ -67,9 +67,29 @@ def test_transfer_without_workers_is_503_with_retry_after(client, workers, png):
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
 
 
+def test_every_edit_route_passes_the_rendering_asked_for(client, jobs, png):
+    post(client, png, png, render="input")
+    assert jobs.sent[-1][1].render == "input"
+    post(client, png, png)
+    assert jobs.sent[-1][1].render is None  # the model's default, which the worker knows
+    for route, files in (
+        ("/sample", {"image": ("a.png", png)}),
+        ("/neutralize", {"image": ("a.png", png)}),
+        ("/interpolate", {"a": ("a.png", png), "b": ("b.png", png)}),
+    ):
+        assert client.post(route, files=files, data={"render": "generator"}).status_code == 200
+        assert jobs.sent[-1][1].render == "generator"
+
+
 @pytest.mark.parametrize(
     "data",
-    [{"strength": "1.5"}, {"strength": "-0.1"}, {"strength": "strong"}, {"model": "../etc"}],
+    [
+        {"strength": "1.5"},
+        {"strength": "-0.1"},
+        {"strength": "strong"},
+        {"model": "../etc"},
+        {"render": "pixels"},
+    ],
 )
 def test_transfer_out_of_range_or_wrong_type_field_is_422(client, png, data):
     answer = post(client, png, png, **data)

@@ -18,13 +18,16 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_models_lists_each_model_with_its_card(client, workers):
-    workers._models["faces"] = model_info("faces", 64).model_copy(update={"face_zoom": 1.8})
+    workers._models["faces"] = model_info("faces", 64).model_copy(
+        update={"face_zoom": 1.8, "rendering": "input"}
+    )
     body = client.get("/models").json()
     assert body["default"] == "digits"
     assert [(m["name"], m["resolution"]) for m in body["models"]] == [("digits", 32), ("faces", 64)]
     assert body["models"][0]["card"]["data"] == {"source": "test"}
     assert body["models"][0]["method"] == "sRb-VAE"
     assert [m["face_zoom"] for m in body["models"]] == [None, 1.8]  # faces take photos
+    assert [m["rendering"] for m in body["models"]] == ["generator", "input"]
 
 
 def test_models_is_empty_without_workers(client, workers):

@@ -77,3 +77,28 @@ def test_the_region_change_ratio_tells_an_expression_edit_from_a_background_chan
     # The same amount of change spread over the whole image scores about 1.
     assert 0.8 < region_change_ratio(data, common, neutral + 0.1, neutral) < 1.2
     assert expression_region(people[0], r).any()
+
+
+def test_edits_rendered_onto_the_input_are_scored_as_served(tiny_faces, tmp_path):
+    from model.rendering import Rendering
+    from training.install_cli import install
+
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "onto", 2)))
+    assert load_model(install(run_dir / "export", "g", tmp_path)).rendering == Rendering()
+    target = install(run_dir / "export", "faces", tmp_path, rendering=Rendering("input", 0.05))
+    model = load_model(target)
+    assert model.rendering == Rendering("input", 0.05)
+    data = PreparedDataset.open(tiny_faces)
+
+    onto = evaluate(model, data, oracle_steps=30)
+    assert onto["rendering"] == {"mode": "input", "tolerance": 0.05}
+    # Unedited, a picture rendered onto itself is the picture: the oracle reads it as the real.
+    for errors in onto["common_factors"].values():
+        assert abs(errors["unedited"] - errors["real"]) < 1e-4
+    generated = evaluate(model, data, oracle_steps=30, render="generator")
+    assert generated["rendering"]["mode"] == "generator"
+    assert generated["transfer"]["common_mae_unedited"] != onto["transfer"]["common_mae_unedited"]
+    assert (
+        "- rendering of the edits below: input (the input with the edit's change, tolerance 0.05)"
+        in markdown(onto)
+    )

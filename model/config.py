@@ -75,10 +75,12 @@ class ObjectiveConfig:
     # beta on the KL terms of Rb-VAE / VAE (beta-VAE when > 1). None: 1 for those, and 0 for
     # sRb-VAE, whose KL terms are carried by the discriminators (Eq. 6), not written out.
     kl_weight: float | None = None
-    # Rb-VAE only, not in the paper: KL(q(e|x) || p(e)) of unlabelled images weighs this many
-    # times the other KL terms. Eq. (3) lets e carry common factors (a face's background) that
-    # z must hold anyway for the reference images; a dearer e leaves them to z, and keeps for e
-    # what z cannot say. 1 is the paper.
+    # Rb-VAE and sRb-VAE (with kl_weight > 0), not in the paper: KL(q(e|x) || p(e)) of
+    # unlabelled images weighs this many times the other KL terms. Eq. (3) lets e carry common
+    # factors (a face's background) that z must hold anyway for the reference images; a dearer
+    # e leaves them to z, and keeps for e what z cannot say. A cheaper e (below 1; 0 with the
+    # sRb-VAE, whose discriminators match q(e) to the prior) makes a factor that either code
+    # could hold, such as a digit's size, cost information only in z. 1 is the paper.
     e_kl_weight: float = 1.0
     # Rb-VAE and sRb-VAE, not in the paper: weight of -log q(z_r | G(z_r, e_u)), the z of a
     # reference image found again after the e of an unlabelled image was put on it (a

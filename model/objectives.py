@@ -20,7 +20,7 @@ from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
 # ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
-RBVAE_ONLY_SETTINGS = ("e_kl_weight", "transfer_weight")
+RBVAE_ONLY_SETTINGS = ("transfer_weight",)
 # Settings that only SRbVAEObjective reads.
 SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
@@ -327,10 +327,12 @@ class SRbVAEObjective(Objective):
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         if self.kl_weight > 0:
-            kl = kl_to_standard_normal(mu_z, lv_z) + kl_to_standard_normal(mu_e, lv_e)
-            kl = kl.mean() + kl_to_standard_normal(mu_zr, lv_zr).mean()
+            kl_e = kl_to_standard_normal(mu_e, lv_e).mean()
+            kl = kl_to_standard_normal(mu_z, lv_z).mean() + cfg.e_kl_weight * kl_e
+            kl = kl + kl_to_standard_normal(mu_zr, lv_zr).mean()
             terms["kl"] = self.kl_weight * kl
             stats["loss/kl"] = kl
+            stats["loss/kl_e"] = kl_e
         loss = total(terms.values())
         stats["loss/total"] = loss
         cache = {
@@ -389,6 +391,8 @@ def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective
             for name in names:
                 if net.cfg.variant != variant and getattr(cfg, name) != getattr(paper, name):
                     raise ValueError(f"{name} applies to {variant} only, not {net.cfg.variant}")
-        if net.cfg.variant == "vae" and cfg.swap_weight != paper.swap_weight:
-            raise ValueError("swap_weight needs a reference set: variant rbvae or srbvae")
+        if net.cfg.variant == "vae":
+            for name in ("swap_weight", "e_kl_weight"):
+                if getattr(cfg, name) != getattr(paper, name):
+                    raise ValueError(f"{name} needs a reference set: variant rbvae or srbvae")
     return classes[net.cfg.variant](net, cfg)

@@ -122,9 +122,23 @@ def test_e_kl_weight_scales_only_the_kl_of_e_in_rbvae():
     assert torch.allclose(three["loss/kl_u"] - one["loss/kl_u"], 2 * kl_e)
     with pytest.raises(ValueError, match="e_kl_weight"):
         ObjectiveConfig(e_kl_weight=-1.0)
-    for variant in ("srbvae", "vae"):  # a weight those objectives would silently ignore
-        with pytest.raises(ValueError, match="rbvae only"):
-            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(e_kl_weight=2))
+    with pytest.raises(ValueError, match="reference set"):  # the VAE has no e of its own
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(e_kl_weight=2))
+
+
+def test_e_kl_weight_prices_e_in_the_srbvae_kl_term():
+    net = SRbVAE(tiny_config(variant="srbvae"))
+    x_u, x_r = images(4, 32), images(4, 32)
+    results = []
+    for e_kl_weight in (1.0, 0.0):
+        torch.manual_seed(0)
+        cfg = ObjectiveConfig(kl_weight=2.0, e_kl_weight=e_kl_weight)
+        results.append(make_objective(net, cfg).model_phase(x_u, x_r))
+    full, z_only = results
+    kl_e = full.stats["loss/kl_e"]
+    assert kl_e > 0 and torch.allclose(z_only.stats["loss/kl_e"], kl_e)
+    assert torch.allclose(full.stats["loss/kl"] - z_only.stats["loss/kl"], kl_e)
+    assert torch.allclose(full.terms["kl"] - z_only.terms["kl"], 2.0 * kl_e)
 
 
 def test_swap_weight_adds_the_z_of_transfers_to_the_rbvae_loss():

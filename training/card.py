@@ -56,6 +56,7 @@ def write_card(checkpoint: Path, result: dict[str, Any], table: str) -> Path:
         f"on {training.get('device')} x{training.get('processes')}, "
         f"{'bf16 autocast' if training.get('mixed_precision') else 'fp32'}.",
         f"- **Sampling**: `/sample` draws e from {_sampling(manifest)}.",
+        f"- **Rendering**: {_rendering(manifest)}",
         *([line] if (line := domain_line(manifest)) else []),
         f"- **Evaluation**: `python -m training evaluate --checkpoint {checkpoint}` "
         f"({result.get('seconds')} s); held-out splits only.",
@@ -116,6 +117,17 @@ def write_domain_line(checkpoint: Path) -> Path | None:
     lines.insert(at, line)
     card.write_text("\n".join(lines))
     return card
+
+
+def _rendering(manifest: dict[str, Any]) -> str:
+    record = manifest.get("rendering") or {"mode": "generator"}
+    if record["mode"] == "generator":
+        return "edits answer the generator's picture G(z, e) unless a request asks `render=input`."
+    return (
+        "edits answer the input with the edit's change, the generated pixels where the edit "
+        f"redraws (model/rendering.py, tolerance {record['tolerance']}), unless a request asks "
+        "`render=generator`; the evaluation gives both."
+    )
 
 
 def _sampling(manifest: dict[str, Any]) -> str:

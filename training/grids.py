@@ -3,7 +3,7 @@
 - reconstructions: originals; G(z, e) of their posterior means; G(z, e^r), the neutralised image;
 - samples: each row one image's z, each column one e ~ N(0, I) shared down the column (Fig. 4);
 - transfers: top row gives e (attributes A), left column gives z (image B), cell = G(z_B, e_A)
-  (Fig. 5).
+  (Fig. 5), or that edit rendered onto B (`render="input"`, model/rendering.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from PIL import Image
 
 from model.images import make_grid, to_pil, uint8_to_tensor
 from model.inference import ReferenceVAE
+from model.rendering import RenderMode
 
 
 def _blank(resolution: int) -> Image.Image:
@@ -42,15 +43,22 @@ def samples(
     return make_grid(cells, columns=columns + 1)
 
 
-def transfers(model: ReferenceVAE, images: np.ndarray, attributes: np.ndarray) -> Image.Image:
+def transfers(
+    model: ReferenceVAE,
+    images: np.ndarray,
+    attributes: np.ndarray,
+    render: RenderMode = "generator",
+) -> Image.Image:
     x_b, x_a = uint8_to_tensor(images), uint8_to_tensor(attributes)
-    z_b, _ = model.encode_tensor(x_b)
+    z_b, e_b = model.encode_tensor(x_b)
     _, e_a = model.encode_tensor(x_a)
     n_a = len(attributes)
     cells = [_blank(model.resolution), *to_pil(x_a)]
     for i in range(len(images)):
         cells += to_pil(x_b[i : i + 1])
-        cells += to_pil(model.generate_tensor(z_b[i : i + 1].expand(n_a, -1), e_a))
+        latents = (z_b[i : i + 1].expand(n_a, -1), e_a)
+        base = torch.full((n_a,), i, dtype=torch.long)
+        cells += to_pil(model.render_edit(x_b, z_b, e_b, latents, base, render))
     return make_grid(cells, columns=n_a + 1)
 
 
@@ -68,3 +76,34 @@ def write_grids(model: ReferenceVAE, images: np.ndarray, out_dir: Path, tag: str
         picture.save(path)
         paths.append(path)
     return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m training.grids models/faces --render input --out F.png`: the transfer grid of
+    a checkpoint on held-out images (`eval_score`, the first 8 as B, the next 8 as A)."""
+    import argparse
+
+    from model import load_model
+    from model.rendering import RENDER_MODES
+    from training.data import PreparedDataset
+    from training.examples import SPLIT, data_dir
+
+    parser = argparse.ArgumentParser(prog="python -m training.grids", description=main.__doc__)
+    parser.add_argument("checkpoint", type=Path, help="an inference checkpoint directory")
+    parser.add_argument("--render", choices=RENDER_MODES, default="generator")
+    parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--scale", type=int, default=1, help="enlarge by this factor (nearest)")
+    args = parser.parse_args(argv)
+    model = load_model(args.checkpoint)
+    images = np.asarray(PreparedDataset.open(data_dir(args.checkpoint))[SPLIT].images[:16])
+    picture = transfers(model, images[:8], images[8:16], args.render)
+    if args.scale > 1:
+        picture = picture.resize(
+            (picture.width * args.scale, picture.height * args.scale), Image.Resampling.NEAREST
+        )
+    picture.save(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

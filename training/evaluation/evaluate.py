@@ -143,6 +143,14 @@ def evaluate(
         result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle, render=render)
         if by_factor := fidelity.common_factor_errors(transfers, data, oracle):
             result["common_factors"] = by_factor
+        if result["rendering"]["mode"] != "generator":
+            # Beside them, the generator's own pictures, the paper's output.
+            plain = fidelity.make_transfers(model, data, render="generator")
+            result["generator_rendering"] = {
+                "transfer": fidelity.transfer_fidelity(plain, data, oracle),
+                "sample": fidelity.sample_fidelity(model, data, oracle, render="generator"),
+                "neutralize": fidelity.neutralize_fidelity(model, data, oracle, render="generator"),
+            }
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -199,13 +207,17 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
                 f"average {_f(nonlinear[key]['average'])}"
             )
     if rendering := result.get("rendering"):
-        how = "the input with the edit's change" if rendering["mode"] == "input" else "G(z, e)"
+        how = "the edit's change on the input" if rendering["mode"] == "input" else "G(z, e)"
         tolerance = f", tolerance {rendering['tolerance']}" if rendering["mode"] == "input" else ""
         lines.append(f"- rendering of the edits below: {rendering['mode']} ({how}{tolerance})")
     for section in ("transfer", "sample", "neutralize", "oracle"):
         if section in result:
             items = ", ".join(f"{k} {v:.3f}" for k, v in result[section].items())
             lines.append(f"- {section}: {items}")
+    if plain := result.get("generator_rendering"):
+        for section, values in plain.items():
+            items = ", ".join(f"{k} {v:.3f}" for k, v in values.items())
+            lines.append(f"- {section}, the generator's picture G(z, e) instead: {items}")
     if by_factor := result.get("common_factors"):
         lost = sorted(by_factor.items(), key=lambda kv: kv[1]["unedited"] - kv[1]["transfer"])
         items = ", ".join(

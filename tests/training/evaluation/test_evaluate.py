@@ -95,10 +95,17 @@ def test_edits_rendered_onto_the_input_are_scored_as_served(tiny_faces, tmp_path
     # Unedited, a picture rendered onto itself is the picture: the oracle reads it as the real.
     for errors in onto["common_factors"].values():
         assert abs(errors["unedited"] - errors["real"]) < 1e-4
+    # The generator's own pictures beside them, scored on the same pairs.
+    plain = onto["generator_rendering"]
+    assert set(plain) == {"transfer", "sample", "neutralize"}
+    assert plain["transfer"]["common_mae_unedited"] != onto["transfer"]["common_mae_unedited"]
     generated = evaluate(model, data, oracle_steps=30, render="generator")
+    assert "generator_rendering" not in generated
+    assert generated["transfer"] == plain["transfer"]
     assert generated["rendering"]["mode"] == "generator"
     assert generated["transfer"]["common_mae_unedited"] != onto["transfer"]["common_mae_unedited"]
-    assert (
-        "- rendering of the edits below: input (the input with the edit's change, tolerance 0.05)"
-        in markdown(onto)
-    )
+    table = markdown(onto)
+    assert "- rendering of the edits below: input (the edit's change on the input, " in table
+    assert "- transfer, the generator's picture G(z, e) instead: " in table
+    card = write_card(target, onto, table).read_text()
+    assert "tolerance 0.05" in card and "render=generator" in card

@@ -103,6 +103,7 @@ function showCard() {
   const rows = [
     ["method", m.method || m.variant], ["resolution", `${m.resolution} × ${m.resolution}`],
     ["latents", `z ${m.z_dim}, e ${m.e_dim}`], ["checkpoint SHA-256", m.checkpoint_sha256],
+    ["edits answer", m.rendering === "input" ? "the picture with the edit's change" : "the model's own drawing"],
   ];
   const body = $("card-body");
   body.replaceChildren(el("h2", { textContent: `Model card: ${m.name}` }), table(rows));
@@ -214,6 +215,7 @@ async function run(kind) {
   const data = new FormData();
   route.form(data, state.slots);
   if ($("model").value) data.append("model", $("model").value);
+  if ($("render").value) data.append("render", $("render").value);
   const token = (state.runs[kind] = {});
   const bar = el("progress");
   const text = el("span", { className: "muted" });

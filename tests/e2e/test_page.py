@@ -38,6 +38,20 @@ MEASURE = """els => els.map(img => {
   return [img.naturalWidth, img.naturalHeight, hi - lo];
 })"""
 
+# The largest difference of any channel between the pixels of two images (of one size).
+DIFFERENCE = """([a, b]) => {
+  const pixels = [document.querySelector(a), document.querySelector(b)].map(img => {
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    return g.getImageData(0, 0, c.width, c.height).data;
+  });
+  let most = 0;
+  for (let i = 0; i < pixels[0].length; i++) most = Math.max(most, Math.abs(pixels[0][i] - pixels[1][i]));
+  return most;
+}"""
+
 # A file dropped on an element, as the browser hands it to the page (a DataTransfer).
 DROP = """([selector, name, b64]) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -101,6 +115,7 @@ def test_page_opens_on_faces_with_its_held_out_examples(browser, page_api):
 
     page.click("#card-open")
     assert "Model card: faces" in page.inner_text("#card")
+    assert "the model's own drawing" in page.inner_text("#card")  # these test models' default
     page.click("#card .close")
 
     page.select_option("#model", "digits")
@@ -133,6 +148,20 @@ def test_page_runs_every_edit_from_examples_alone(browser, page_api):
         "#strength", "s => { s.value = 0.5; s.dispatchEvent(new Event('change')); }"
     )
     page.wait_for_selector("#transfer-result[data-state=done] >> text=strength 0.50")
+
+    # Rendered onto the input, a transfer at strength 0 is the image itself; the model's own
+    # drawing is not (these test models draw by default).
+    def difference_at_strength_0() -> int:
+        page.eval_on_selector(
+            "#strength", "s => { s.value = 0; s.dispatchEvent(new Event('change')); }"
+        )
+        page.wait_for_selector("#transfer-result[data-state=done] >> text=strength 0.00")
+        return page.evaluate(DIFFERENCE, ["#transfer-result img.in", "#transfer-result img.out"])
+
+    assert difference_at_strength_0() > 10
+    page.select_option("#render", "input")
+    assert difference_at_strength_0() == 0
+    page.select_option("#render", "")
 
     page.fill("#seed", "42")
     page.click("#sample-run")

@@ -80,7 +80,8 @@ class ObjectiveConfig:
     # factors (a face's background) that z must hold anyway for the reference images; a dearer
     # e leaves them to z, and keeps for e what z cannot say. A cheaper e (below 1; 0 with the
     # sRb-VAE, whose discriminators match q(e) to the prior) makes a factor that either code
-    # could hold, such as a digit's size, cost information only in z. 1 is the paper.
+    # could hold, such as a digit's size, cost information only in z (on digits it did not move
+    # the size into e: docs/experiments.md, session 20). 1 is the paper.
     e_kl_weight: float = 1.0
     # Rb-VAE and sRb-VAE, not in the paper: weight of -log q(z_r | G(z_r, e_u)), the z of a
     # reference image found again after the e of an unlabelled image was put on it (a

@@ -186,6 +186,7 @@ class PhotoFaces(_Payload):
 class ImagesResult(TaskResult):
     images: list[PngB64]  # PNG, or JPEG where media_type says so
     seed: int | None = None  # the seed used, for sample
+    rendering: Render | None = None  # how the edits were rendered; None: /generate (no input)
     media_type: str = "image/png"
     photos: dict[str, PhotoFaces] = {}  # by field name, for each upload taken as a photo
 

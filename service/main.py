@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Model",
                 "X-Checkpoint-SHA256",
                 "X-Seed",
+                "X-Rendering",
                 "X-Job-Id",
                 "X-Domain-Percentile",
                 "X-Out-Of-Domain",

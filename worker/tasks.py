@@ -207,6 +207,7 @@ class Run(contextlib.ExitStack):
         self.inputs: _Inputs | None = None  # the encoded inputs, which edits are made of
         self.unchecked = False  # the inputs' domain check is due (in the next generate pass)
         self.domain: DomainCheck | None = None
+        self.rendered: str | None = None  # how the edits were rendered, for the answer
 
     # What the model sees: pictures at its resolution, a photo's face aligned.
 
@@ -308,6 +309,8 @@ class Run(contextlib.ExitStack):
         trace.mark(job.id, "w_generate_back")
         if inputs is not None and check:
             self.domain = domain_check(m, inputs, x[rows:])
+        if base is not None:
+            self.rendered = render or m.vae.rendering.mode
         if compose and inputs is not None and base is not None:
             rec = x[rows:][base]
             return m.vae.rendering.compose(inputs.x[base].float(), x[:rows], rec, render)
@@ -332,14 +335,22 @@ class Run(contextlib.ExitStack):
         described = {field: p.described() for field, p in self.photos.items()}
         target = self.photos.get(onto) if onto is not None else None
         if target is None or getattr(self.req, "output", "photo") != "photo":
-            return self.result(images=payload.encode_batch(x), seed=seed, photos=described)
+            return self.result(
+                images=payload.encode_batch(x), seed=seed, photos=described, rendering=self.rendered
+            )
         crops = imageio.tensor_to_uint8(x)
         if len(crops) == 1:
             whole = photo.pasted(target, crops[0])
         else:
             whole = photo.strip((photo.pasted(target, c) for c in crops), len(crops))
         data, media_type = photo.encode(whole, target.jpeg)
-        return self.result(images=[data], seed=seed, media_type=media_type, photos=described)
+        return self.result(
+            images=[data],
+            seed=seed,
+            media_type=media_type,
+            photos=described,
+            rendering=self.rendered,
+        )
 
 
 @_task(TaskName.ENCODE)

@@ -311,6 +311,7 @@ def public_result(task: TaskName, job_id: str, result: TaskResult) -> JobResultP
     assert isinstance(result, ImagesResult)
     pictures = dict(
         seed=result.seed,
+        rendering=result.rendering,
         media_type=result.media_type,
         photos={k: v.model_dump() for k, v in result.photos.items()},
     )
@@ -328,6 +329,8 @@ def reproducibility_headers(public: JobResultPublic) -> dict[str, str]:
     }
     if public.seed is not None:
         headers["X-Seed"] = str(public.seed)
+    if not isinstance(public, EncodePublic) and public.rendering is not None:
+        headers["X-Rendering"] = public.rendering
     if public.domain is not None:  # one value per input image, in the request's order
         headers["X-Domain-Percentile"] = ", ".join(f"{p:g}" for p in public.domain.percentiles)
         headers["X-Out-Of-Domain"] = ", ".join(str(o).lower() for o in public.domain.out_of_domain)
@@ -403,7 +406,7 @@ def job_responses(png: str | None, uploads: bool = True, photos: bool = False) -
         binary = {"schema": {"type": "string", "format": "binary"}}
         responses[200] = {
             "description": f"{png}; JSON with `Accept: application/json`. Headers X-Model, "
-            "X-Checkpoint-SHA256, X-Seed (when sampled), X-Job-Id, X-Elapsed-Ms, X-Domain-Percentile "
+            "X-Checkpoint-SHA256, X-Seed (when sampled), X-Rendering (edits), X-Job-Id, X-Elapsed-Ms, X-Domain-Percentile "
             "and X-Out-Of-Domain (one value per input image)",
             "content": {"image/png": binary, **({"image/jpeg": binary} if photos else {})},
         }

@@ -51,6 +51,11 @@ class PhotoFacesPublic(BaseModel):
 
 
 class _Pictures(_Reproducible):
+    rendering: Render | None = Field(
+        None,
+        description="how the edit was rendered (generator or input: the request's `render`, else "
+        "the model's default); null for /generate",
+    )
     media_type: str = Field(
         "image/png", description="of the images: image/png, or image/jpeg for a JPEG photo"
     )

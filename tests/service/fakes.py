@@ -147,7 +147,10 @@ class FakeJobs:
             result = EncodeResult(**common, z=[[0.0] * 8] * n, e=[[0.0] * 4] * n)
         elif record.task in (TaskName.TRANSFER, TaskName.NEUTRALIZE):
             image, media_type = self._echo(payload.image)  # echo what was sent
-            result = ImagesResult(**common, images=[image], media_type=media_type)
+            rendering = payload.render or "generator"  # as a worker names it
+            result = ImagesResult(
+                **common, images=[image], media_type=media_type, rendering=rendering
+            )
         elif record.task is TaskName.SAMPLE:
             images = [self._echo(payload.image)[0]] * payload.n
             result = ImagesResult(**common, images=images, seed=payload.seed)

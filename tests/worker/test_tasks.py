@@ -79,6 +79,11 @@ def test_transfer_renders_onto_the_input_when_asked(client, models):
         result = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, render=render)
         want = models["faces"].transfer(pil(a), pil(b), render=render)
         assert_same_images(result["images"], [want])
+        assert result["rendering"] == render  # the answer says how it was rendered
+    default = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b)
+    assert default["rendering"] == models["faces"].rendering.mode == "generator"
+    z = np.zeros((1, models["faces"].z_dim)).tolist()
+    assert run(client, TaskName.GENERATE, model="faces", z=z)["rendering"] is None  # no input
     # An edit that changes nothing answers the input itself.
     kept = run(client, TaskName.TRANSFER, model="faces", image=a, attributes=b, strength=0.0,
                render="input")  # fmt: skip

@@ -68,8 +68,13 @@ def test_transfer_without_workers_is_503_with_retry_after(client, workers, png):
 
 
 def test_every_edit_route_passes_the_rendering_asked_for(client, jobs, png):
-    post(client, png, png, render="input")
+    answer = post(client, png, png, render="input")
     assert jobs.sent[-1][1].render == "input"
+    assert answer.headers["x-rendering"] == "input"  # as the worker reports it
+    as_json = client.post(
+        "/transfer", files={"image": ("a.png", png), "attributes": ("b.png", png)}, headers=JSON
+    )
+    assert as_json.json()["rendering"] == "generator"
     post(client, png, png)
     assert jobs.sent[-1][1].render is None  # the model's default, which the worker knows
     for route, files in (

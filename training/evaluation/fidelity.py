@@ -81,10 +81,17 @@ def make_transfers(
     images = np.asarray(split.images)
     z_b, e_b = encode_split(model, images[idx_b])
     _, e_a = encode_split(model, images[idx_a])
-    edited = rendered(model, images[idx_b], z_b, e_b, generate(model, z_b, e_a), render)
-    unedited = None
-    if split.common.shape[1]:
-        unedited = rendered(model, images[idx_b], z_b, e_b, generate(model, z_b, e_b), render)
+    x_b, common = uint8_to_tensor(images[idx_b]), bool(split.common.shape[1])
+    # B's reconstruction, once: the unedited rendering, and what an edit onto B is composed with.
+    rec = (
+        generate(model, z_b, e_b)
+        if common or model.rendering.needs_reconstruction(render)
+        else None
+    )
+    edited = model.rendering.compose(x_b, generate(model, z_b, e_a), rec, render)
+    unedited = (
+        model.rendering.compose(x_b, rec, rec, render) if rec is not None and common else None
+    )
     return Transfers(idx_a, idx_b, edited, unedited)
 
 

@@ -63,8 +63,8 @@ ImageB64 = Annotated[
 ]
 # What a photo's job answers: the photo with the face edited, or the edited aligned crop.
 Output = Literal["photo", "face"]
-# How an edit is rendered (model/rendering.py, whose RenderMode this mirrors without torch):
-# the generator's picture, or the input with the edit's change. None: the model's default.
+# How an edit is rendered (model/rendering.py): the generator's picture, or the input with the
+# edit's change. None: the model's default.
 Render = Literal["generator", "input"]
 FaceIndex = Annotated[int, Field(ge=0, le=1000)]  # among the faces found, largest first
 _Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]

@@ -20,12 +20,14 @@ levels of 255); docs/evaluation.md has how the served default was chosen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch
 import torch.nn.functional as F
 
-RenderMode = Literal["generator", "input"]
+# The modes as requests name them: the torch-free contract's literal, one definition for both.
+from contract.tasks import Render as RenderMode
+
 RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
 DEFAULT_TOLERANCE = 0.08
 

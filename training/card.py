@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from model.checkpoint import INFERENCE_MANIFEST, manifest_method
+from model.rendering import Rendering
 
 
 def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -120,12 +121,12 @@ def write_domain_line(checkpoint: Path) -> Path | None:
 
 
 def _rendering(manifest: dict[str, Any]) -> str:
-    record = manifest.get("rendering") or {"mode": "generator"}
-    if record["mode"] == "generator":
+    rendering = Rendering.from_record(manifest.get("rendering"))
+    if rendering.mode == "generator":
         return "edits answer the generator's picture G(z, e) unless a request asks `render=input`."
     return (
         "edits answer the input with the edit's change, the generated pixels where the edit "
-        f"redraws (model/rendering.py, tolerance {record['tolerance']}), unless a request asks "
+        f"redraws (model/rendering.py, tolerance {rendering.tolerance}), unless a request asks "
         "`render=generator`; the evaluation gives both."
     )
 

@@ -294,10 +294,9 @@ class Run(contextlib.ExitStack):
         e = m.e_ref.expand(z.shape[0], -1) if e is None else e
         rows, check, self.unchecked = z.shape[0], self.unchecked, False
         render = getattr(self.req, "render", None)
-        compose = (
-            base is not None and inputs is not None and m.vae.rendering.needs_reconstruction(render)
-        )
-        if inputs is not None and (check or compose):
+        # The inputs the edits are composed with, where the rendering needs them.
+        onto = inputs if base is not None and m.vae.rendering.needs_reconstruction(render) else None
+        if inputs is not None and (check or onto is not None):
             # The inputs' reconstructions ride along in the same pass.
             z_rec, e_rec = reconstruction_latents(inputs.z, inputs.e)
             z, e = torch.cat([z, z_rec]), torch.cat([e, e_rec])
@@ -311,9 +310,9 @@ class Run(contextlib.ExitStack):
             self.domain = domain_check(m, inputs, x[rows:])
         if base is not None:
             self.rendered = render or m.vae.rendering.mode
-        if compose and inputs is not None and base is not None:
+        if onto is not None:
             rec = x[rows:][base]
-            return m.vae.rendering.compose(inputs.x[base].float(), x[:rows], rec, render)
+            return m.vae.rendering.compose(onto.x[base].float(), x[:rows], rec, render)
         return x[:rows]
 
     def result(self, schema: type[BaseModel] = ImagesResult, **fields) -> dict:

@@ -204,4 +204,7 @@ def test_primary_killed_sentinel_promotes_replica_and_no_accepted_job_is_lost(
             "/transfer", files={"image": ("a.png", png), "attributes": ("b.png", png)}
         )
         assert after.status_code == 200, after.text
-        assert group.primary_port() == new
+        # The replica promoted first is the primary still, unless a busy machine made Sentinel
+        # fail over once more (back to the restarted node): then it is that node.
+        primary = group.primary_port()
+        assert primary == new if group.failovers() == 1 else primary in (new, old)

@@ -29,6 +29,10 @@ class ModelConfig:
     disc_dropout: float = (
         0.25  # A.4: drop the image or the latent input stream of d's last FC layers
     )
+    # Not in the paper: e also modulates every normalised feature map of G (per-channel scale
+    # and shift, as a style code does in StyleGAN and MUNIT), besides entering its first layer
+    # with z. Starts as the identity, so a trained generator can take it on (run.init_from).
+    style_modulation: bool = False
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -191,6 +195,7 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
             ("latent domain adversary", objective.domain_weight > 0),
             ("transfer adversary", objective.transfer_weight > 0),
             ("swap term", objective.swap_weight > 0),
+            ("style modulation", model.style_modulation),
         )
         if used
     ]

@@ -92,11 +92,40 @@ class Generator(nn.Module):
         layers += [nn.Conv2d(cfg.channels_at(size), cfg.image_channels, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.channels = c
+        # One modulation after each block's PixelNorm, as wide as the conv before it.
+        convs = [layer for layer in self.net if isinstance(layer, nn.Conv2d)]
+        self.styles = (
+            nn.ModuleList(StyleModulation(cfg.e_dim, conv.out_channels) for conv in convs[:-1])
+            if cfg.style_modulation
+            else None
+        )
 
     def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         h = self.latent_norm(torch.cat([z, e], dim=1))
         h = self.fc_act(self.fc(h).view(-1, self.channels, self.base, self.base))
-        return self.net(h)  # (B, 3, H, W) in [-1, 1]
+        if self.styles is None:
+            return self.net(h)  # (B, 3, H, W) in [-1, 1]
+        styles = iter(self.styles)
+        for layer in self.net:
+            h = layer(h)
+            if isinstance(layer, PixelNorm):  # each conv block ends with one
+                h = next(styles)(h, e)
+        return h
+
+
+class StyleModulation(nn.Module):
+    """h * (1 + gamma(e)) + beta(e) per channel of a normalised feature map; zero-initialised,
+    so it starts as the identity."""
+
+    def __init__(self, e_dim: int, channels: int):
+        super().__init__()
+        self.affine = nn.Linear(e_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(e).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        return h * (1 + gamma) + beta
 
 
 class StreamDropout(nn.Module):

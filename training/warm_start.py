@@ -11,6 +11,7 @@ the weights have seen.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -49,7 +50,8 @@ def warm_start(
     Returns the source's manifest, its extra tensors (RNG states) and the names of the
     parameters that start fresh."""
     src_cfg = source_config(path)
-    if src_cfg.model != cfg.model:
+    # Style modulation only adds modules that start as the identity: a trained model takes it on.
+    if dataclasses.replace(src_cfg.model, style_modulation=cfg.model.style_modulation) != cfg.model:
         raise CheckpointError(
             f"{path}: run.init_from needs the same [model] settings; the state was trained with "
             f"{src_cfg.model.to_dict()}"

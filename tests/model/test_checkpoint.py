@@ -168,3 +168,21 @@ def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
         "training": {"config": {"objective": {"domain_weight": 3000.0}}},
     }
     assert manifest_method(implied) == served
+    styled = ModelConfig(variant="srbvae", style_modulation=True)
+    assert method_name(styled, ObjectiveConfig(swap_weight=10)) == (
+        "sRb-VAE + swap term + style modulation"
+    )
+
+
+def test_a_style_modulated_generator_is_exported_and_loaded_with_its_modulations(tmp_path):
+    net = SRbVAE(tiny_config(style_modulation=True))
+    with torch.no_grad():
+        for style in net.generator.styles:
+            style.affine.weight.normal_(0, 0.2)
+    export_inference(net, tmp_path, name="digits", data={"source": "test"}, metrics={})
+    loaded, _, manifest = load_inference(tmp_path)
+    assert manifest["model_config"]["style_modulation"] is True
+    assert any(k.startswith("generator.styles.") for k in loaded.inference_state_dict())
+    x = images(4, 32)
+    for a, b in zip(_outputs(net, x), _outputs(loaded, x), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -76,3 +78,28 @@ def test_stream_dropout_drops_whole_streams_per_sample():
     assert not torch.equal(out_image, out_latent)
     drop.eval()
     assert all(torch.equal(a, b) for a, b in zip(drop(image, latent), (image, latent), strict=True))
+
+
+def test_style_modulation_starts_as_the_identity_and_then_lets_e_scale_every_feature_map():
+    plain = tiny_config(32)
+    styled = dataclasses.replace(plain, style_modulation=True)
+    torch.manual_seed(0)
+    g_plain = SRbVAE(plain).generator
+    torch.manual_seed(0)
+    g_styled = SRbVAE(styled).generator
+    assert g_plain.styles is None
+    # One modulation per normalised feature map, as wide as it.
+    norms = sum(isinstance(m, PixelNorm) for m in g_styled.net)
+    assert len(g_styled.styles) == norms
+    z, e = torch.randn(4, plain.z_dim), torch.randn(4, plain.e_dim)
+    assert torch.equal(g_styled(z, e), g_plain(z, e))  # zero-initialised: the same function
+
+    with torch.no_grad():
+        for style in g_styled.styles:
+            style.affine.weight.normal_(0, 0.3)
+    other_e = torch.randn(4, plain.e_dim)
+    changed = (g_styled(z, other_e) - g_styled(z, e)).abs().mean()
+    unmodulated = (g_plain(z, other_e) - g_plain(z, e)).abs().mean()
+    assert changed > unmodulated  # e now acts on every layer, not only through the first
+    # Only e drives it: z moves the picture through the first layer as before.
+    assert g_styled.styles[0].affine.in_features == plain.e_dim

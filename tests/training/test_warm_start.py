@@ -82,3 +82,22 @@ def test_a_source_with_other_networks_is_refused_with_its_path(tiny_faces, tmp_p
         warm_start(source / "state", net, optimizers, cfg)
     with pytest.raises(CheckpointError, match="names no training state"):
         warm_start(tmp_path / "nowhere", net, optimizers, cfg)
+
+
+def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp_path):
+    source = train(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)))
+    cfg = load_config(
+        None, tiny_run(tiny_faces, tmp_path, "styled", 4) + ["model.style_modulation=true"]
+    )
+    net = SRbVAE(cfg.model)
+    optimizers = TrainStep(make_objective(net, cfg.objective), cfg.optim).optimizers()
+
+    _, _, fresh = warm_start(source / "state", net, optimizers, cfg)
+
+    assert fresh and all(name.startswith("generator.styles.") for name in fresh)
+    src = SRbVAE(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)).model)
+    _, saved = read_checkpoint(source / "state", "state.json")
+    src.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("net.")})
+    z, e = torch.randn(3, cfg.model.z_dim), torch.randn(3, cfg.model.e_dim)
+    with torch.no_grad():
+        assert torch.equal(net.generator(z, e), src.generator(z, e))  # the same pictures

@@ -137,19 +137,23 @@ def evaluate(
             **model.rendering.to_record(),
             "mode": render or model.rendering.mode,
         }
-        transfers = fidelity.make_transfers(model, data, render=render)
-        result["transfer"] = fidelity.transfer_fidelity(transfers, data, oracle)
-        result["sample"] = fidelity.sample_fidelity(model, data, oracle, render=render)
-        result["neutralize"] = fidelity.neutralize_fidelity(model, data, oracle, render=render)
-        if by_factor := fidelity.common_factor_errors(transfers, data, oracle):
-            result["common_factors"] = by_factor
+        # Beside edits rendered onto the input, the generator's own pictures, the paper's output:
+        # the same edits, generated once and rendered both ways.
+        renders: tuple[RenderMode | None, ...] = (render,)
         if result["rendering"]["mode"] != "generator":
-            # Beside them, the generator's own pictures, the paper's output.
-            plain = fidelity.make_transfers(model, data, render="generator")
+            renders += ("generator",)
+        transfers = fidelity.make_transfers(model, data, renders=renders)
+        samples = fidelity.sample_fidelity(model, data, oracle, renders=renders)
+        neutralised = fidelity.neutralize_fidelity(model, data, oracle, renders=renders)
+        result["transfer"] = fidelity.transfer_fidelity(transfers[0], data, oracle)
+        result["sample"], result["neutralize"] = samples[0], neutralised[0]
+        if by_factor := fidelity.common_factor_errors(transfers[0], data, oracle):
+            result["common_factors"] = by_factor
+        if len(renders) > 1:
             result["generator_rendering"] = {
-                "transfer": fidelity.transfer_fidelity(plain, data, oracle),
-                "sample": fidelity.sample_fidelity(model, data, oracle, render="generator"),
-                "neutralize": fidelity.neutralize_fidelity(model, data, oracle, render="generator"),
+                "transfer": fidelity.transfer_fidelity(transfers[1], data, oracle),
+                "sample": samples[1],
+                "neutralize": neutralised[1],
             }
     result["seconds"] = round(time.monotonic() - started, 1)
     return result

@@ -10,6 +10,7 @@ the one `render` names (model/rendering.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,14 +45,15 @@ def rendered(
     z: np.ndarray,
     e: np.ndarray,
     edited: torch.Tensor,
-    render: RenderMode | None,
-) -> torch.Tensor:
+    renders: Sequence[RenderMode | None],
+) -> list[torch.Tensor]:
     """Edits `edited` of the (N, R, R, 3) uint8 `images` (posterior means z, e; row for row),
-    rendered as `render` asks (None: the model's default)."""
-    if not model.rendering.needs_reconstruction(render):
-        return edited
-    reconstruction = generate(model, z, e)
-    return model.rendering.compose(uint8_to_tensor(images), edited, reconstruction, render)
+    rendered in each of `renders` (None: the model's default); the images' reconstructions,
+    which rendering onto the input composes with, are made once for all of them."""
+    needed = any(model.rendering.needs_reconstruction(r) for r in renders)
+    reconstruction = generate(model, z, e) if needed else None
+    x = uint8_to_tensor(images) if needed else edited
+    return [model.rendering.compose(x, edited, reconstruction, r) for r in renders]
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,10 @@ def make_transfers(
     data: PreparedDataset,
     pairs: int = 1000,
     seed: int = 0,
-    render: RenderMode | None = None,
-) -> Transfers:
+    renders: Sequence[RenderMode | None] = (None,),
+) -> list[Transfers]:
+    """The transfers of the same pairs rendered in each of `renders` (None: the model's
+    default); the pictures are generated once for all of them."""
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
     idx_b = rng.choice(len(split), min(pairs, len(split)), replace=False)
@@ -83,16 +87,18 @@ def make_transfers(
     _, e_a = encode_split(model, images[idx_a])
     x_b, common = uint8_to_tensor(images[idx_b]), bool(split.common.shape[1])
     # B's reconstruction, once: the unedited rendering, and what an edit onto B is composed with.
-    rec = (
-        generate(model, z_b, e_b)
-        if common or model.rendering.needs_reconstruction(render)
-        else None
-    )
-    edited = model.rendering.compose(x_b, generate(model, z_b, e_a), rec, render)
-    unedited = (
-        model.rendering.compose(x_b, rec, rec, render) if rec is not None and common else None
-    )
-    return Transfers(idx_a, idx_b, edited, unedited)
+    needed = common or any(model.rendering.needs_reconstruction(r) for r in renders)
+    rec = generate(model, z_b, e_b) if needed else None
+    edited = generate(model, z_b, e_a)
+    return [
+        Transfers(
+            idx_a,
+            idx_b,
+            model.rendering.compose(x_b, edited, rec, r),
+            model.rendering.compose(x_b, rec, rec, r) if rec is not None and common else None,
+        )
+        for r in renders
+    ]
 
 
 def transfer_fidelity(t: Transfers, data: PreparedDataset, oracle: Oracle) -> dict[str, float]:
@@ -177,10 +183,10 @@ def sample_fidelity(
     images: int = 200,
     n: int = 8,
     seed: int = 0,
-    render: RenderMode | None = None,
-) -> dict[str, float]:
+    renders: Sequence[RenderMode | None] = (None,),
+) -> list[dict[str, float]]:
     """n samples per fixed z, e drawn as `/sample` draws it (the model's sampling distribution):
-    the target factors should spread, the common stay."""
+    the target factors should spread, the common stay. One score per rendering in `renders`."""
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(split), min(images, len(split)), replace=False)
@@ -188,14 +194,17 @@ def sample_fidelity(
     z, e_own = (np.repeat(v, n, axis=0) for v in encode_split(model, x[::n]))
     gen = torch.Generator().manual_seed(seed)
     e = model.prior.draw(len(idx) * n, gen).numpy()
-    pred = oracle.predict(rendered(model, x, z, e_own, generate(model, z, e), render))
-    spread = pred["factors"].reshape(len(idx), n, -1).std(1).mean()
-    out = {
-        "target_spread_within_z": float(spread),
-        "target_spread_in_data": float(split.factors.std(0).mean()),
-    }
-    out.update(_common_kept(data, pred, split, np.repeat(idx, n)))
-    return out
+
+    def score(samples: torch.Tensor) -> dict[str, float]:
+        pred = oracle.predict(samples)
+        spread = pred["factors"].reshape(len(idx), n, -1).std(1).mean()
+        return {
+            "target_spread_within_z": float(spread),
+            "target_spread_in_data": float(split.factors.std(0).mean()),
+            **_common_kept(data, pred, split, np.repeat(idx, n)),
+        }
+
+    return [score(s) for s in rendered(model, x, z, e_own, generate(model, z, e), renders)]
 
 
 def neutralize_fidelity(
@@ -203,15 +212,21 @@ def neutralize_fidelity(
     data: PreparedDataset,
     oracle: Oracle,
     images: int = 500,
-    render: RenderMode | None = None,
-) -> dict[str, float]:
-    """G(z, e^r) should carry the reference set's target factors and keep the common ones."""
+    renders: Sequence[RenderMode | None] = (None,),
+) -> list[dict[str, float]]:
+    """G(z, e^r) should carry the reference set's target factors and keep the common ones. One
+    score per rendering in `renders`."""
     split = data["eval_score"]
     idx = np.arange(min(images, len(split)))
     x = np.asarray(split.images)[idx]
     z, e = encode_split(model, x)
-    pred = oracle.predict(rendered(model, x, z, e, generate(model, z, None), render))
     reference = np.asarray(data["reference"].factors).mean(0)
-    out = {"target_mae_to_reference": float(np.abs(pred["factors"] - reference).mean())}
-    out.update(_common_kept(data, pred, split, idx))
-    return out
+
+    def score(neutralised: torch.Tensor) -> dict[str, float]:
+        pred = oracle.predict(neutralised)
+        return {
+            "target_mae_to_reference": float(np.abs(pred["factors"] - reference).mean()),
+            **_common_kept(data, pred, split, idx),
+        }
+
+    return [score(n) for n in rendered(model, x, z, e, generate(model, z, None), renders)]

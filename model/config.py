@@ -33,6 +33,10 @@ class ModelConfig:
     # and shift, as a style code does in StyleGAN and MUNIT), besides entering its first layer
     # with z. Starts as the identity, so a trained generator can take it on (run.init_from).
     style_modulation: bool = False
+    # With style_modulation, whether e also enters G's first layer beside z. False: G's layout
+    # comes from z alone and e acts only through the modulations (MUNIT's content/style split),
+    # so the generator cannot read z differently under e^r than under an unlabelled e there.
+    e_in_first_layer: bool = True
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -46,6 +50,8 @@ class ModelConfig:
             raise ValueError("disc_width must be positive")
         if not 0.0 <= self.disc_dropout < 1.0:
             raise ValueError("disc_dropout must be in [0, 1)")
+        if not (self.e_in_first_layer or self.style_modulation):
+            raise ValueError("e_in_first_layer = false needs style_modulation: G would ignore e")
 
     @property
     def base_size(self) -> int:
@@ -195,7 +201,8 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
             ("latent domain adversary", objective.domain_weight > 0),
             ("transfer adversary", objective.transfer_weight > 0),
             ("swap term", objective.swap_weight > 0),
-            ("style modulation", model.style_modulation),
+            ("style modulation", model.style_modulation and model.e_in_first_layer),
+            ("e through style modulation alone", not model.e_in_first_layer),
         )
         if used
     ]

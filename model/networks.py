@@ -79,7 +79,9 @@ class Generator(nn.Module):
         self.base = cfg.base_size
         c = cfg.channels_at(self.base)
         self.latent_norm = PixelNorm()
-        self.fc = nn.Linear(cfg.z_dim + cfg.e_dim, c * self.base * self.base)
+        self.e_in_first_layer = cfg.e_in_first_layer
+        first_in = cfg.z_dim + (cfg.e_dim if cfg.e_in_first_layer else 0)
+        self.fc = nn.Linear(first_in, c * self.base * self.base)
         self.fc_act = nn.Sequential(nn.LeakyReLU(LRELU_SLOPE), PixelNorm())
         layers: list[nn.Module] = _conv_block(c, c, pixel_norm=True)
         size = self.base
@@ -101,7 +103,7 @@ class Generator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        h = self.latent_norm(torch.cat([z, e], dim=1))
+        h = self.latent_norm(torch.cat([z, e], dim=1) if self.e_in_first_layer else z)
         h = self.fc_act(self.fc(h).view(-1, self.channels, self.base, self.base))
         if self.styles is None:
             return self.net(h)  # (B, 3, H, W) in [-1, 1]

@@ -172,6 +172,10 @@ def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
     assert method_name(styled, ObjectiveConfig(swap_weight=10)) == (
         "sRb-VAE + swap term + style modulation"
     )
+    styles_alone = ModelConfig(variant="srbvae", style_modulation=True, e_in_first_layer=False)
+    assert (
+        method_name(styles_alone, ObjectiveConfig()) == "sRb-VAE + e through style modulation alone"
+    )
 
 
 def test_a_style_modulated_generator_is_exported_and_loaded_with_its_modulations(tmp_path):

@@ -103,3 +103,20 @@ def test_style_modulation_starts_as_the_identity_and_then_lets_e_scale_every_fea
     assert changed > unmodulated  # e now acts on every layer, not only through the first
     # Only e drives it: z moves the picture through the first layer as before.
     assert g_styled.styles[0].affine.in_features == plain.e_dim
+
+
+def test_without_e_in_the_first_layer_the_layout_comes_from_z_and_e_acts_through_styles_alone():
+    cfg = dataclasses.replace(tiny_config(32), style_modulation=True, e_in_first_layer=False)
+    g = SRbVAE(cfg).generator
+    assert g.fc.in_features == cfg.z_dim
+    z, e = torch.randn(4, cfg.z_dim), torch.randn(4, cfg.e_dim)
+    other_e = torch.randn(4, cfg.e_dim)
+    # Zero-initialised modulations: e has no effect yet, z does.
+    assert torch.equal(g(z, e), g(z, other_e))
+    assert not torch.equal(g(z, e), g(torch.randn(4, cfg.z_dim), e))
+    with torch.no_grad():
+        for style in g.styles:
+            style.affine.weight.normal_(0, 0.3)
+    assert (g(z, other_e) - g(z, e)).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="style_modulation"):
+        dataclasses.replace(cfg, style_modulation=False)

@@ -197,9 +197,11 @@ class ReferenceVAE:
         if e_edit is None:
             with torch.inference_mode():
                 e_edit = self.net.expand_e_ref(n).float().cpu()
-        # One pass: the edits, then the inputs' reconstructions they are composed with.
-        out = self.generate_tensor(torch.cat([z_edit, z[base]]), torch.cat([e_edit, e[base]]))
-        return self.rendering.compose(x[base], out[:n], out[n:], render)
+        # One pass: the edits, then each distinct input's reconstruction (samples of one face
+        # share theirs), composed with every edit of that input.
+        inputs, row_input = torch.unique(base, return_inverse=True)
+        out = self.generate_tensor(torch.cat([z_edit, z[inputs]]), torch.cat([e_edit, e[inputs]]))
+        return self.rendering.compose(x[base], out[:n], out[n:][row_input], render)
 
     def _edit(
         self,

@@ -53,12 +53,12 @@ def transfers(
     z_b, e_b = model.encode_tensor(x_b)
     _, e_a = model.encode_tensor(x_a)
     n_a = len(attributes)
+    # Every row's edits in one batch: row i is z of image i under each attributes' e.
+    base = torch.arange(len(images)).repeat_interleave(n_a)
+    edits = model.render_edit(x_b, z_b, e_b, (z_b[base], e_a.repeat(len(images), 1)), base, render)
     cells = [_blank(model.resolution), *to_pil(x_a)]
     for i in range(len(images)):
-        cells += to_pil(x_b[i : i + 1])
-        latents = (z_b[i : i + 1].expand(n_a, -1), e_a)
-        base = torch.full((n_a,), i, dtype=torch.long)
-        cells += to_pil(model.render_edit(x_b, z_b, e_b, latents, base, render))
+        cells += to_pil(x_b[i : i + 1]) + to_pil(edits[i * n_a : (i + 1) * n_a])
     return make_grid(cells, columns=n_a + 1)
 
 

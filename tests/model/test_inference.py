@@ -178,6 +178,22 @@ def test_every_edit_renders_onto_its_input(model, edit):
         assert np.abs(o - _array(a)).mean() < np.abs(d - _array(a)).mean()
 
 
+def test_edits_of_one_input_share_its_reconstruction_and_match_edits_made_one_by_one(model):
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    z, e = model.encode_tensor(x)
+    base = torch.tensor([1, 0, 1, 1])
+    latents = (z[base], torch.randn(4, model.e_dim))
+    together = model.render_edit(x, z, e, latents, base, "input")
+    for row, i in enumerate(base.tolist()):
+        alone = model.render_edit(
+            x[i : i + 1], z[i : i + 1], e[i : i + 1],
+            (latents[0][row : row + 1], latents[1][row : row + 1]),
+            torch.tensor([0]), "input",
+        )  # fmt: skip
+        torch.testing.assert_close(together[row : row + 1], alone, atol=1e-5, rtol=0)
+
+
 def test_an_unknown_rendering_is_refused(model):
     with pytest.raises(ValueError, match="render"):
         model.transfer(_picture(0), _picture(1), render="pixels")  # type: ignore[arg-type]

@@ -34,8 +34,8 @@ class ModelConfig:
     # with z. Starts as the identity, so a trained generator can take it on (run.init_from).
     style_modulation: bool = False
     # With style_modulation, whether e also enters G's first layer beside z. False: G's layout
-    # comes from z alone and e acts only through the modulations (MUNIT's content/style split),
-    # so the generator cannot read z differently under e^r than under an unlabelled e there.
+    # comes from z alone and e acts only through the modulations (MUNIT's content/style split).
+    # On digits e then carries no size and the separating terms break training (experiments.md).
     e_in_first_layer: bool = True
 
     def __post_init__(self) -> None:

@@ -46,13 +46,16 @@ def rendered(
     e: np.ndarray,
     edited: torch.Tensor,
     renders: Sequence[RenderMode | None],
+    edits_per_image: int = 1,
 ) -> list[torch.Tensor]:
-    """Edits `edited` of the (N, R, R, 3) uint8 `images` (posterior means z, e; row for row),
-    rendered in each of `renders` (None: the model's default); the images' reconstructions,
-    which rendering onto the input composes with, are made once for all of them."""
-    needed = any(model.rendering.needs_reconstruction(r) for r in renders)
-    reconstruction = generate(model, z, e) if needed else None
-    x = uint8_to_tensor(images) if needed else edited
+    """Edits `edited` of the (N, R, R, 3) uint8 `images` (posterior means z, e), the edits of
+    each image `edits_per_image` consecutive rows, rendered in each of `renders` (None: the
+    model's default); each image's reconstruction, which rendering onto the input composes
+    with, is made once for all its edits and renderings."""
+    if not any(model.rendering.needs_reconstruction(r) for r in renders):
+        return [edited for _ in renders]
+    reconstruction = generate(model, z, e).repeat_interleave(edits_per_image, dim=0)
+    x = uint8_to_tensor(images).repeat_interleave(edits_per_image, dim=0)
     return [model.rendering.compose(x, edited, reconstruction, r) for r in renders]
 
 
@@ -190,10 +193,11 @@ def sample_fidelity(
     split = data["eval_score"]
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(split), min(images, len(split)), replace=False)
-    x = np.repeat(np.asarray(split.images)[idx], n, axis=0)
-    z, e_own = (np.repeat(v, n, axis=0) for v in encode_split(model, x[::n]))
+    x = np.asarray(split.images)[idx]
+    z_own, e_own = encode_split(model, x)
     gen = torch.Generator().manual_seed(seed)
     e = model.prior.draw(len(idx) * n, gen).numpy()
+    samples = generate(model, np.repeat(z_own, n, axis=0), e)
 
     def score(samples: torch.Tensor) -> dict[str, float]:
         pred = oracle.predict(samples)
@@ -204,7 +208,7 @@ def sample_fidelity(
             **_common_kept(data, pred, split, np.repeat(idx, n)),
         }
 
-    return [score(s) for s in rendered(model, x, z, e_own, generate(model, z, e), renders)]
+    return [score(s) for s in rendered(model, x, z_own, e_own, samples, renders, n)]
 
 
 def neutralize_fidelity(

@@ -100,7 +100,7 @@ class ObjectiveConfig:
     # off the reference images, sees such a transfer change z and this term makes G stop. It is
     # the paper's latent reconstruction (Fig. 3e, f) applied to swapped codes. 0 is the paper.
     swap_weight: float = 0.0
-    # Rb-VAE only, not in the paper: weight of the transfer adversary. A discriminator d_tau
+    # Rb-VAE or sRb-VAE, not in the paper: weight of the transfer adversary. A discriminator d_tau
     # tells unlabelled images from transfers G(z_r, e_u) (a reference image's z under an
     # unlabelled image's e), and G and q(e|x) learn to make transfers pass as unlabelled
     # images. The reference images are full-size, thin and white, so a transfer can only take
@@ -110,6 +110,13 @@ class ObjectiveConfig:
     # summed over pixels. At 1,000 on digits it did not move stroke width into e in 5,000
     # steps (docs/experiments.md). 0 is the paper.
     transfer_weight: float = 0.0
+    # With transfer_weight: d_tau judges the image together with the e it was made from (real:
+    # an unlabelled image and its own e; transfer: G(z_r, e_u) and e_u), like the paper's d_xi
+    # judges (x, z, e). Alone, d_tau judges each image by itself, and a full-size transfer is a
+    # plausible unlabelled digit; beside e it is not, when e says "small". The pressure is on G
+    # to render what e says, so a transfer that draws the digit of e would be rewarded too:
+    # the swap term and the latent adversary keep the digit out of e. False: d_tau(x).
+    transfer_sees_e: bool = False
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.
     adversarial_loss: Literal["logit", "nonsaturating"] = "logit"
@@ -146,6 +153,8 @@ class ObjectiveConfig:
             raise ValueError("swap_weight must be >= 0")
         if self.transfer_weight < 0:
             raise ValueError("transfer_weight must be >= 0")
+        if self.transfer_sees_e and not self.transfer_weight:
+            raise ValueError("transfer_sees_e needs transfer_weight > 0")
         if self.laplace_scale <= 0:
             raise ValueError("laplace_scale must be positive")
         if self.adversarial_balance < 0:
@@ -199,7 +208,8 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
         name
         for name, used in (
             ("latent domain adversary", objective.domain_weight > 0),
-            ("transfer adversary", objective.transfer_weight > 0),
+            ("transfer adversary", objective.transfer_weight > 0 and not objective.transfer_sees_e),
+            ("transfer adversary on (x, e)", objective.transfer_sees_e),
             ("swap term", objective.swap_weight > 0),
             ("style modulation", model.style_modulation and model.e_in_first_layer),
             ("e through style modulation alone", not model.e_in_first_layer),

@@ -225,6 +225,7 @@ class SRbVAE(nn.Module):
         with_discriminators: bool = True,
         domain_adversary: bool = False,
         transfer_adversary: bool = False,
+        transfer_sees_e: bool = False,
     ):
         super().__init__()
         self.cfg = cfg
@@ -242,12 +243,13 @@ class SRbVAE(nn.Module):
             if domain_adversary and with_discriminators and cfg.variant != "vae"
             else None
         )  # d_zeta
-        # Only for ObjectiveConfig.transfer_weight > 0 (not in the paper; Rb-VAE only).
-        self.disc_transfer = (
-            ImageDiscriminator(cfg)
-            if transfer_adversary and with_discriminators and cfg.variant == "rbvae"
-            else None
-        )  # d_tau
+        # Only for ObjectiveConfig.transfer_weight > 0 (not in the paper; Rb-VAE or sRb-VAE):
+        # d_tau(x), or d_tau(x, e) with ObjectiveConfig.transfer_sees_e.
+        self.disc_transfer: nn.Module | None = None  # d_tau
+        if transfer_adversary and with_discriminators and cfg.variant != "vae":
+            self.disc_transfer = (
+                Discriminator(cfg, cfg.e_dim) if transfer_sees_e else ImageDiscriminator(cfg)
+            )
 
     def model_parameters(self) -> list[nn.Parameter]:
         """theta and psi: what the encoder/generator phase updates."""

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from model.config import ObjectiveConfig
 from model.networks import SRbVAE, reparameterize
 
-# ObjectiveConfig settings that only RbVAEObjective reads; their defaults are the paper's.
-RBVAE_ONLY_SETTINGS = ("transfer_weight",)
-# Settings that only SRbVAEObjective reads.
+# ObjectiveConfig settings that only SRbVAEObjective reads; their defaults are the paper's.
 SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
+# Settings that need a reference set (variant rbvae or srbvae).
+REFERENCE_SETTINGS = ("swap_weight", "e_kl_weight", "transfer_weight")
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 # Cap of a balanced weight: a discriminator whose gradient vanishes must not blow the loss up
@@ -118,10 +118,34 @@ class Objective:
         loss, acc = logistic_regression(d_zr, d_zu)
         return PhaseResult(loss, {"loss/d_zeta": loss, "disc/acc_zeta": acc})
 
+    def _transfer_term(
+        self, terms, stats, cache, z_r: torch.Tensor, mu_e: torch.Tensor, lv_e: torch.Tensor
+    ) -> None:
+        """The transfer adversary's weighted term, added to `terms`: G and q(e|x) make d_tau
+        call the transfers G(z_r, e_u) unlabelled images. The reference digits are all one
+        size and width, so transfers can match the unlabelled set's only through e."""
+        # z_r detached: the adversary acts through e and G; the reference reconstructions
+        # alone decide z_r.
+        n = min(z_r.shape[0], mu_e.shape[0])
+        e_u = reparameterize(mu_e[:n], lv_e[:n])
+        x_transfer = self.net.generator(z_r[:n].detach(), e_u)
+        # Non-saturating.
+        term = F.softplus(-self._judge_transfer(x_transfer, e_u)).mean()
+        terms["transfer"] = self.cfg.transfer_weight * term
+        stats["loss/transfer"] = term
+        # The real side: the same unlabelled images' own e (their x_u leads the batch).
+        cache.update(x_transfer=x_transfer, e_transfer=e_u)
+
+    def _judge_transfer(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """d_tau's logits (B,): on the image alone, or on the image with the e it carries."""
+        d_tau = present(self.net.disc_transfer, "disc_transfer")
+        return (d_tau(x, e) if self.cfg.transfer_sees_e else d_tau(x)).float()
+
     def _transfer_discriminator(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
         """d_tau's logistic regression: unlabelled images 1, transfers 0."""
-        d_real = present(self.net.disc_transfer, "disc_transfer")(cache["x_u"]).float()
-        d_fake = present(self.net.disc_transfer, "disc_transfer")(cache["x_transfer"]).float()
+        x_fake, e = cache["x_transfer"], cache["e_transfer"]
+        d_real = self._judge_transfer(cache["x_u"][: len(e)], e)
+        d_fake = self._judge_transfer(x_fake, e)
         # Accuracy near 0.5 is the goal: transfers look like unlabelled images.
         loss, acc = logistic_regression(d_real, d_fake)
         return PhaseResult(loss, {"loss/d_tau": loss, "disc/acc_tau": acc})
@@ -197,19 +221,11 @@ class RbVAEObjective(Objective):
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         cache = {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()}
         if self.transfer:
-            # z_r detached: the adversary acts through e and G; the reference reconstructions
-            # alone decide z_r.
-            x_transfer = self._transfers(z_r.detach(), mu_e, lv_e)
-            # Non-saturating: G and q(e|x) make d_tau call the transfers unlabelled images.
-            term = F.softplus(
-                -present(self.net.disc_transfer, "disc_transfer")(x_transfer).float()
-            ).mean()
-            terms["transfer"] = self.cfg.transfer_weight * term
-            stats["loss/transfer"] = term
-            cache.update(x_u=x_u.detach(), x_transfer=x_transfer.detach())
+            cache["x_u"] = x_u
+            self._transfer_term(terms, stats, cache, z_r, mu_e, lv_e)
         loss = total(terms.values())
         stats["loss/total"] = loss
-        return PhaseResult(loss, stats, cache, terms)
+        return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()}, terms)
 
 
 class VAEObjective(Objective):
@@ -326,6 +342,9 @@ class SRbVAEObjective(Objective):
             stats["loss/swap_z"] = swap
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
+        extra: dict[str, torch.Tensor] = {}
+        if self.transfer:
+            self._transfer_term(terms, stats, extra, z_r, mu_e, lv_e)
         if self.kl_weight > 0:
             kl_e = kl_to_standard_normal(mu_e, lv_e).mean()
             kl = kl_to_standard_normal(mu_z, lv_z).mean() + cfg.e_kl_weight * kl_e
@@ -339,6 +358,7 @@ class SRbVAEObjective(Objective):
             "x_u": x_u, "z": z, "e": e, "x_r": x_r, "z_r": z_r, "mu_z": mu_z, "mu_zr": mu_zr,
             "x_hat": x_hat, "z_hat": z_hat, "e_hat": e_hat, "x_hat_r": x_hat_r, "z_hat_r": z_hat_r,
         }  # fmt: skip
+        cache.update(extra)
         return PhaseResult(loss, stats, {k: v.detach() for k, v in cache.items()}, terms)
 
     def _generator_adversarial_weight(
@@ -375,10 +395,14 @@ class SRbVAEObjective(Objective):
             "disc/logit_q_u": d_q_u.mean(),
             "disc/logit_p_u": d_p_u.mean(),
         }
-        if self.domain:
-            zeta = self._domain_discriminator(cache)
-            loss = loss + zeta.loss
-            stats.update(zeta.stats)
+        for extra, used in (
+            (self._domain_discriminator, self.domain),
+            (self._transfer_discriminator, self.transfer),
+        ):
+            if used:
+                part = extra(cache)
+                loss = loss + part.loss
+                stats.update(part.stats)
         return PhaseResult(loss, stats)
 
 
@@ -387,12 +411,11 @@ def make_objective(net: SRbVAE, cfg: ObjectiveConfig | None = None) -> Objective
     classes = {"srbvae": SRbVAEObjective, "rbvae": RbVAEObjective, "vae": VAEObjective}
     if cfg is not None:  # settings that the other variants would ignore
         paper = ObjectiveConfig()
-        for variant, names in (("rbvae", RBVAE_ONLY_SETTINGS), ("srbvae", SRBVAE_ONLY_SETTINGS)):
-            for name in names:
-                if net.cfg.variant != variant and getattr(cfg, name) != getattr(paper, name):
-                    raise ValueError(f"{name} applies to {variant} only, not {net.cfg.variant}")
+        for name in SRBVAE_ONLY_SETTINGS:
+            if net.cfg.variant != "srbvae" and getattr(cfg, name) != getattr(paper, name):
+                raise ValueError(f"{name} applies to srbvae only, not {net.cfg.variant}")
         if net.cfg.variant == "vae":
-            for name in ("swap_weight", "e_kl_weight"):
+            for name in REFERENCE_SETTINGS:
                 if getattr(cfg, name) != getattr(paper, name):
                     raise ValueError(f"{name} needs a reference set: variant rbvae or srbvae")
     return classes[net.cfg.variant](net, cfg)

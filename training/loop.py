@@ -156,6 +156,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
         cfg.model,
         domain_adversary=cfg.objective.domain_weight > 0,
         transfer_adversary=cfg.objective.transfer_weight > 0,
+        transfer_sees_e=cfg.objective.transfer_sees_e,
     ).to(device)
     if ctx.enabled:
         distributed.broadcast_module(net)

@@ -60,6 +60,7 @@ def warm_start(
         src_cfg.model,
         domain_adversary=src_cfg.objective.domain_weight > 0,
         transfer_adversary=src_cfg.objective.transfer_weight > 0,
+        transfer_sees_e=src_cfg.objective.transfer_sees_e,
     ).to(next(net.parameters()).device)
     src_step = TrainStep(make_objective(src_net, src_cfg.objective), src_cfg.optim)
     src_optimizers = src_step.optimizers()

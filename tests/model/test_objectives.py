@@ -214,32 +214,41 @@ def test_domain_weight_without_the_adversary_network_is_refused():
     assert SRbVAE(tiny_config(variant="vae"), domain_adversary=True).disc_domain is None
 
 
-def _transfer_net() -> SRbVAE:
-    return SRbVAE(tiny_config(variant="rbvae"), transfer_adversary=True)
+# (variant, transfer_sees_e): d_tau(x) or d_tau(x, e), beside each reference-set objective.
+TRANSFER_SETUPS = [(v, sees_e) for v in ("rbvae", "srbvae") for sees_e in (False, True)]
 
 
-def test_transfer_weight_adds_the_transfer_adversary_to_the_rbvae_loss():
-    net = _transfer_net().eval()
+def _transfer_net(variant: str, sees_e: bool = False) -> SRbVAE:
+    return SRbVAE(tiny_config(variant=variant), transfer_adversary=True, transfer_sees_e=sees_e)
+
+
+@pytest.mark.parametrize(("variant", "sees_e"), TRANSFER_SETUPS)
+def test_transfer_weight_adds_the_transfer_adversary_to_the_loss(variant, sees_e):
+    net = _transfer_net(variant, sees_e).eval()
     x_u, x_r = images(4, 32), images(4, 32)
     results = []
     for weight in (0.0, 3.0):
         torch.manual_seed(0)
         results.append(
-            make_objective(net, ObjectiveConfig(transfer_weight=weight)).model_phase(x_u, x_r)
+            make_objective(
+                net, ObjectiveConfig(transfer_weight=weight, transfer_sees_e=sees_e and weight > 0)
+            ).model_phase(x_u, x_r)
         )
     off, on = results
     assert "loss/transfer" not in off.stats and "x_transfer" not in off.cache
     term = on.stats["loss/transfer"]
     assert term > 0 and torch.isfinite(term)
     assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
-    # Losses near 4e5 in float32: their spacing is 0.03.
+    assert torch.allclose(on.terms["transfer"], 3 * term)
+    # The other terms are unchanged (losses near 4e5 in float32: their spacing is 0.03).
     assert torch.allclose(on.loss - off.loss, 3 * term, atol=0.1)
     assert on.cache["x_transfer"].shape == x_u.shape and not on.cache["x_transfer"].requires_grad
 
 
-def test_transfer_adversary_reaches_the_generator_and_e_encoder_but_not_z():
-    net = _transfer_net()
-    objective = make_objective(net, ObjectiveConfig(transfer_weight=10.0))
+@pytest.mark.parametrize(("variant", "sees_e"), TRANSFER_SETUPS)
+def test_transfer_adversary_reaches_the_generator_and_e_encoder_but_not_z(variant, sees_e):
+    net = _transfer_net(variant, sees_e)
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=10.0, transfer_sees_e=sees_e))
     with _frozen(net.discriminator_parameters()):
         term = objective.model_phase(images(4, 32), images(4, 32)).stats["loss/transfer"]
     for part in (net.generator, net.encoder_e):
@@ -250,13 +259,17 @@ def test_transfer_adversary_reaches_the_generator_and_e_encoder_but_not_z():
     assert all(g is None for g in z_grads)
 
 
-def test_transfer_discriminator_phase_trains_d_tau_only():
-    net = _transfer_net()
-    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0))
+@pytest.mark.parametrize(("variant", "sees_e"), TRANSFER_SETUPS)
+def test_transfer_discriminator_phase_trains_d_tau_with_the_other_discriminators(variant, sees_e):
+    net = _transfer_net(variant, sees_e)
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0, transfer_sees_e=sees_e))
     result = objective.model_phase(images(4, 32), images(4, 32))
+    assert not any(v.requires_grad for v in result.cache.values())
     with _frozen(net.model_parameters()):
         d_result = objective.discriminator_phase(result.cache)
     assert {"loss/d_tau", "disc/acc_tau"} <= set(d_result.stats)
+    if variant == "srbvae":  # the paper's d_xi and d_gamma still train alongside d_tau
+        assert {"loss/d_xi", "loss/d_gamma"} <= set(d_result.stats)
     d_result.loss.backward()
     assert all(_with_grad(list(net.disc_transfer.parameters())))
     assert all(p.grad is None for p in net.model_parameters())
@@ -267,16 +280,29 @@ def test_transfer_weight_is_validated_and_refused_where_it_would_be_ignored():
         ObjectiveConfig(transfer_weight=-1.0)
     with pytest.raises(ValueError, match="transfer_adversary"):
         make_objective(SRbVAE(tiny_config(variant="rbvae")), ObjectiveConfig(transfer_weight=1))
-    for variant in ("srbvae", "vae"):
-        assert SRbVAE(tiny_config(variant=variant), transfer_adversary=True).disc_transfer is None
-        with pytest.raises(ValueError, match="rbvae only"):
-            make_objective(SRbVAE(tiny_config(variant=variant)), ObjectiveConfig(transfer_weight=1))
+    with pytest.raises(ValueError, match="transfer_sees_e needs transfer_weight"):
+        ObjectiveConfig(transfer_sees_e=True)
+    assert SRbVAE(tiny_config(variant="vae"), transfer_adversary=True).disc_transfer is None
+    with pytest.raises(ValueError, match="needs a reference set"):
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(transfer_weight=1))
     assert (
         SRbVAE(
             tiny_config(variant="rbvae"), with_discriminators=False, transfer_adversary=True
         ).disc_transfer
         is None
     )
+
+
+def test_d_tau_beside_e_judges_the_pair_and_tells_a_transfer_that_ignores_e():
+    """Real pairs are unlabelled images with their own e; transfer pairs carry the e they were
+    made from. Only a d_tau that sees e can judge whether an image shows what e says."""
+    torch.manual_seed(0)
+    net = _transfer_net("srbvae", sees_e=True).eval()
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0, transfer_sees_e=True))
+    x, e = images(4, 32), torch.randn(4, net.cfg.e_dim)
+    assert not torch.allclose(objective._judge_transfer(x, e), objective._judge_transfer(x, -e))
+    result = objective.model_phase(images(4, 32), images(4, 32))
+    assert result.cache["e_transfer"].shape == (4, net.cfg.e_dim)
 
 
 def _output_gradient_ratio(cfg: ObjectiveConfig) -> float:

@@ -84,7 +84,7 @@ def test_the_domain_adversary_learns_to_tell_the_sets_apart_from_a_z_that_carrie
 
     cache["mu_z"], cache["mu_zr"] = colour_z(unlabelled), colour_z(reference)
     opt = torch.optim.Adam(net.disc_domain.parameters(), lr=3e-3)
-    for _ in range(150):
+    for _ in range(300):
         d_result = objective.discriminator_phase(cache)
         opt.zero_grad()
         d_result.stats["loss/d_zeta"].backward()
@@ -101,6 +101,7 @@ def test_the_transfer_adversary_learns_to_tell_coloured_images_from_white_transf
     cache = {
         "x_u": discs(64, coloured=True, seed=1),
         "x_transfer": discs(64, coloured=False, seed=2),
+        "e_transfer": torch.randn(64, net.cfg.e_dim),
     }
     opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
     for _ in range(100):
@@ -109,6 +110,28 @@ def test_the_transfer_adversary_learns_to_tell_coloured_images_from_white_transf
         d_result.loss.backward()
         opt.step()
     assert d_result.stats["disc/acc_tau"] > 0.8, d_result.stats
+
+
+def test_d_tau_beside_e_tells_transfers_that_do_not_show_their_e():
+    # The same images on both sides: real pairs show the colour their e says, transfer pairs
+    # another image's colour. Only the pairing tells them apart, which d_tau(x) cannot see.
+    torch.manual_seed(0)
+    net = SRbVAE(
+        tiny_config(variant="rbvae", fc_dim=32), transfer_adversary=True, transfer_sees_e=True
+    )
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=1.0, transfer_sees_e=True))
+    x = discs(64, coloured=True, seed=1)
+    colour = (x.flatten(2).amax(2) + 1) / 2  # (64, 3): each disc's colour
+    e = torch.nn.functional.pad(colour * 4 - 2, (0, net.cfg.e_dim - 3))
+    cache = {"x_u": x, "x_transfer": x.roll(1, 0), "e_transfer": e}
+    opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
+    for _ in range(300):
+        d_result = objective.discriminator_phase(cache)
+        opt.zero_grad()
+        d_result.loss.backward()
+        opt.step()
+    net.eval()  # no stream dropout: every pair is judged with its e
+    assert objective.discriminator_phase(cache).stats["disc/acc_tau"] > 0.8
 
 
 def test_one_step_with_both_adversaries_changes_every_trained_parameter():

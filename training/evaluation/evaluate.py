@@ -20,7 +20,7 @@ from model.rendering import RenderMode
 from training.data import PreparedDataset
 from training.evaluation import fidelity, probes
 from training.evaluation.features import encode_split
-from training.evaluation.oracle import load_or_train_oracle
+from training.evaluation.oracle import load_or_train_oracle, oracle_floor
 
 # Paper, Table 1 (MNIST columns) and Sec. 5.3 (z as features).
 PAPER_DIGITS = {
@@ -132,7 +132,7 @@ def evaluate(
     }
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
-        result["oracle"] = oracle.info.get("accuracy_on_eval_score", {})
+        result["oracle"] = oracle_floor(oracle, data)
         result["rendering"] = {
             **model.rendering.to_record(),
             "mode": render or model.rendering.mode,
@@ -196,6 +196,17 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
         ]
     if probes_["task"] == "regression_mae":
         lines.append(_row("predict the mean", features["mean"], keys))
+        if oracle := result.get("oracle"):
+            by_factor = {k: oracle.get(f"{k}_mae") for k in keys}
+            if None not in by_factor.values():
+                average = float(np.mean(list(by_factor.values())))
+                lines.append(
+                    _row(
+                        "oracle (a CNN trained on every label)",
+                        {**by_factor, "average": average},
+                        keys,
+                    )
+                )
         caption = "Mean absolute error on `eval_score` of linear regressions fitted on `eval_fit` (lower is better)."
     else:
         lines.append(_row("chance", features["chance"], keys))

@@ -21,6 +21,10 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     assert set(probes["nonlinear"]["e"]) == set(probes["features"]["e"])
     for section in ("transfer", "sample", "neutralize", "oracle"):
         assert result[section], section
+    # The oracle's error factor by factor: what a network given every label reads off the images.
+    oracle = result["oracle"]
+    per_factor = [oracle[f"{name}_mae"] for name in data.factor_names]
+    assert abs(sum(per_factor) / len(per_factor) - oracle["factor_mae"]) < 1e-6
     assert "target_mae_to_attributes" in result["transfer"]
     assert result["transfer"]["expression_region_change_ratio"] > 0
     assert "common_mae" in result["sample"]
@@ -42,6 +46,30 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     assert "python -m training evaluate" in card.read_text()
     reloaded = load_model(run_dir / "export")  # metrics in the manifest; checksum still valid
     assert reloaded.manifest["metrics"]["probe_task"] == "per_class_accuracy"
+
+
+def test_the_digits_table_shows_the_paper_the_model_and_the_oracle_ceiling():
+    probes = {"width": 0.2, "scale": 0.1, "colour_r": 0.02, "colour_g": 0.03, "colour_b": 0.04}
+    features = {k: {**probes, "average": 0.078} for k in ("e", "z", "all", "mean")}
+    oracle = {"factor_mae": 0.03, "width_mae": 0.08, "scale_mae": 0.035}
+    oracle |= {"colour_r_mae": 0.01, "colour_g_mae": 0.02, "colour_b_mae": 0.005}
+    result = {
+        "model": "m",
+        "variant": "srbvae",
+        "dataset": {"source": "digits"},
+        "probes": {"task": "regression_mae", "features": features},
+        "oracle": oracle,
+    }
+    rows = markdown(result).splitlines()
+    assert "| sRb-VAE (paper), e | .057 | .053 | .055 | .038 | .095 | .060 |" in rows
+    assert "| m (srbvae), e | .020 | .030 | .040 | .100 | .200 | .078 |" in rows
+    # Columns R, G, B, Scale, Width; the average is the five factors'.
+    assert (
+        "| oracle (a CNN trained on every label) | .010 | .020 | .005 | .035 | .080 | .030 |"
+        in rows
+    )
+    del result["oracle"]["scale_mae"]  # an oracle cached without per-factor errors: no row
+    assert not any(row.startswith("| oracle") for row in markdown(result).splitlines())
 
 
 def test_install_puts_the_checkpoint_where_the_worker_finds_it(tiny_faces, tmp_path):

@@ -107,8 +107,8 @@ class ObjectiveConfig:
     # on the sizes and stroke widths of the unlabelled set through e: pressure on geometric
     # target factors to leave z, which the latent adversary does not apply (it judges only the
     # marginal of z). Like domain_weight, one logistic loss per image against reconstructions
-    # summed over pixels. At 1,000 on digits it did not move stroke width into e in 5,000
-    # steps (docs/experiments.md). 0 is the paper.
+    # summed over pixels. It has not yet moved stroke width into e on digits (Rb-VAE at
+    # 1,000, sRb-VAE at 3,000; docs/experiments.md). 0 is the paper.
     transfer_weight: float = 0.0
     # With transfer_weight: d_tau judges the image together with the e it was made from (real:
     # an unlabelled image and its own e; transfer: G(z_r, e_u) and e_u), like the paper's d_xi

@@ -92,6 +92,17 @@ def test_the_domain_adversary_learns_to_tell_the_sets_apart_from_a_z_that_carrie
     assert d_result.stats["disc/acc_zeta"] > 0.8, d_result.stats
 
 
+def _fit_d_tau(objective, net: SRbVAE, cache: dict, steps: int):
+    """Trains d_tau alone on one fixed cache; the last discriminator phase's result."""
+    opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
+    for _ in range(steps):
+        d_result = objective.discriminator_phase(cache)
+        opt.zero_grad()
+        d_result.loss.backward()
+        opt.step()
+    return d_result
+
+
 def test_the_transfer_adversary_learns_to_tell_coloured_images_from_white_transfers():
     # Stand-in transfers that kept the reference images' white instead of taking on the
     # unlabelled colours: d_tau must learn to tell them from the unlabelled images.
@@ -103,12 +114,7 @@ def test_the_transfer_adversary_learns_to_tell_coloured_images_from_white_transf
         "x_transfer": discs(64, coloured=False, seed=2),
         "e_transfer": torch.randn(64, net.cfg.e_dim),
     }
-    opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
-    for _ in range(100):
-        d_result = objective.discriminator_phase(cache)
-        opt.zero_grad()
-        d_result.loss.backward()
-        opt.step()
+    d_result = _fit_d_tau(objective, net, cache, steps=100)
     assert d_result.stats["disc/acc_tau"] > 0.8, d_result.stats
 
 
@@ -124,12 +130,7 @@ def test_d_tau_beside_e_tells_transfers_that_do_not_show_their_e():
     colour = (x.flatten(2).amax(2) + 1) / 2  # (64, 3): each disc's colour
     e = torch.nn.functional.pad(colour * 4 - 2, (0, net.cfg.e_dim - 3))
     cache = {"x_u": x, "x_transfer": x.roll(1, 0), "e_transfer": e}
-    opt = torch.optim.Adam(net.disc_transfer.parameters(), lr=1e-3)
-    for _ in range(300):
-        d_result = objective.discriminator_phase(cache)
-        opt.zero_grad()
-        d_result.loss.backward()
-        opt.step()
+    _fit_d_tau(objective, net, cache, steps=300)
     net.eval()  # no stream dropout: every pair is judged with its e
     assert objective.discriminator_phase(cache).stats["disc/acc_tau"] > 0.8
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import ModelConfig
+from model.config import ModelConfig, ObjectiveConfig
 
 LRELU_SLOPE = 0.2  # A.4
 
@@ -250,6 +250,17 @@ class SRbVAE(nn.Module):
             self.disc_transfer = (
                 Discriminator(cfg, cfg.e_dim) if transfer_sees_e else ImageDiscriminator(cfg)
             )
+
+    @classmethod
+    def for_objective(cls, cfg: ModelConfig, objective: ObjectiveConfig) -> SRbVAE:
+        """The networks a training run with `objective` needs: the paper's, plus d_zeta and
+        d_tau where their weights are set."""
+        return cls(
+            cfg,
+            domain_adversary=objective.domain_weight > 0,
+            transfer_adversary=objective.transfer_weight > 0,
+            transfer_sees_e=objective.transfer_sees_e,
+        )
 
     def model_parameters(self) -> list[nn.Parameter]:
         """theta and psi: what the encoder/generator phase updates."""

@@ -126,9 +126,7 @@ class Objective:
         size and width, so transfers can match the unlabelled set's only through e."""
         # z_r detached: the adversary acts through e and G; the reference reconstructions
         # alone decide z_r.
-        n = min(z_r.shape[0], mu_e.shape[0])
-        e_u = reparameterize(mu_e[:n], lv_e[:n])
-        x_transfer = self.net.generator(z_r[:n].detach(), e_u)
+        x_transfer, e_u = self._transfers(z_r.detach(), mu_e, lv_e)
         # Non-saturating.
         term = F.softplus(-self._judge_transfer(x_transfer, e_u)).mean()
         terms["transfer"] = self.cfg.transfer_weight * term
@@ -153,10 +151,15 @@ class Objective:
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         raise NotImplementedError
 
-    def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+    def _added_discriminators(self, cache: dict[str, torch.Tensor]) -> list[PhaseResult]:
+        """The phases of the discriminators not in the paper (d_zeta, d_tau) this run uses."""
         parts = [self._domain_discriminator(cache)] if self.domain else []
         if self.transfer:
             parts.append(self._transfer_discriminator(cache))
+        return parts
+
+    def discriminator_phase(self, cache: dict[str, torch.Tensor]) -> PhaseResult:
+        parts = self._added_discriminators(cache)
         if not parts:
             raise NotImplementedError(f"{type(self).__name__} has no discriminators")
         stats = {k: v for part in parts for k, v in part.stats.items()}
@@ -165,10 +168,12 @@ class Objective:
     def _recon(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         return laplace_nll(x, x_rec, self.cfg.laplace_scale)
 
-    def _transfers(self, z_r, mu_e, lv_e) -> torch.Tensor:
-        """G(z_r, e_u): reference z under unlabelled e, as many pairs as the smaller batch."""
+    def _transfers(self, z_r, mu_e, lv_e) -> tuple[torch.Tensor, torch.Tensor]:
+        """G(z_r, e_u) and the e_u drawn for it: reference z under unlabelled e, as many pairs
+        as the smaller batch."""
         n = min(z_r.shape[0], mu_e.shape[0])
-        return self.net.generator(z_r[:n], reparameterize(mu_e[:n], lv_e[:n]))
+        e_u = reparameterize(mu_e[:n], lv_e[:n])
+        return self.net.generator(z_r[:n], e_u), e_u
 
     def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
         """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
@@ -176,7 +181,7 @@ class Objective:
         Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
         images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
         do not make the first steps' gradients explode (they collapse the posterior)."""
-        x_swap = self._transfers(z_r, mu_e, lv_e)
+        x_swap, _ = self._transfers(z_r, mu_e, lv_e)
         n = x_swap.shape[0]
         mu_zs, _ = self.net.encoder_z(x_swap)
         var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
@@ -395,14 +400,9 @@ class SRbVAEObjective(Objective):
             "disc/logit_q_u": d_q_u.mean(),
             "disc/logit_p_u": d_p_u.mean(),
         }
-        for extra, used in (
-            (self._domain_discriminator, self.domain),
-            (self._transfer_discriminator, self.transfer),
-        ):
-            if used:
-                part = extra(cache)
-                loss = loss + part.loss
-                stats.update(part.stats)
+        for part in self._added_discriminators(cache):
+            loss = loss + part.loss
+            stats.update(part.stats)
         return PhaseResult(loss, stats)
 
 

@@ -152,12 +152,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     preview = np.asarray(data["eval_score"].images[:16]) if len(data["eval_score"]) >= 16 else None
 
     # Networks, objective, optimisers.
-    net = SRbVAE(
-        cfg.model,
-        domain_adversary=cfg.objective.domain_weight > 0,
-        transfer_adversary=cfg.objective.transfer_weight > 0,
-        transfer_sees_e=cfg.objective.transfer_sees_e,
-    ).to(device)
+    net = SRbVAE.for_objective(cfg.model, cfg.objective).to(device)
     if ctx.enabled:
         distributed.broadcast_module(net)
     mixed = _mixed_precision(cfg, device)

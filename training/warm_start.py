@@ -56,12 +56,9 @@ def warm_start(
             f"{path}: run.init_from needs the same [model] settings; the state was trained with "
             f"{src_cfg.model.to_dict()}"
         )
-    src_net = SRbVAE(
-        src_cfg.model,
-        domain_adversary=src_cfg.objective.domain_weight > 0,
-        transfer_adversary=src_cfg.objective.transfer_weight > 0,
-        transfer_sees_e=src_cfg.objective.transfer_sees_e,
-    ).to(next(net.parameters()).device)
+    src_net = SRbVAE.for_objective(src_cfg.model, src_cfg.objective).to(
+        next(net.parameters()).device
+    )
     src_step = TrainStep(make_objective(src_net, src_cfg.objective), src_cfg.optim)
     src_optimizers = src_step.optimizers()
     manifest, extra = load_training_state(path, src_net, src_optimizers)

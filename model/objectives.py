@@ -127,8 +127,10 @@ class Objective:
         # z_r detached: the adversary acts through e and G; the reference reconstructions
         # alone decide z_r.
         x_transfer, e_u = self._transfers(z_r.detach(), mu_e, lv_e)
-        # Non-saturating.
-        term = F.softplus(-self._judge_transfer(x_transfer, e_u)).mean()
+        # Non-saturating. The e beside the image is detached: through it q(e|x) could make a
+        # pair pass by making e say less of the style (a transfer that ignored its e would then
+        # match it); through G's input it can only make e carry what G must draw.
+        term = F.softplus(-self._judge_transfer(x_transfer, e_u.detach())).mean()
         terms["transfer"] = self.cfg.transfer_weight * term
         stats["loss/transfer"] = term
         # The real side: the same unlabelled images' own e (their x_u leads the batch).

@@ -259,6 +259,19 @@ def test_transfer_adversary_reaches_the_generator_and_e_encoder_but_not_z(varian
     assert all(g is None for g in z_grads)
 
 
+@pytest.mark.parametrize("variant", ["rbvae", "srbvae"])
+def test_transfer_adversary_moves_e_only_through_what_g_draws(variant):
+    """d_tau(x, e) judges the transfer beside its e, but sends q(e|x) nothing through that e:
+    there it could only make e say less. With G's e input cut, no gradient reaches q(e|x)."""
+    net = _transfer_net(variant, sees_e=True)
+    net.generator.register_forward_pre_hook(lambda module, args: (args[0], args[1].detach()))
+    objective = make_objective(net, ObjectiveConfig(transfer_weight=10.0, transfer_sees_e=True))
+    with _frozen(net.discriminator_parameters()):
+        term = objective.model_phase(images(4, 32), images(4, 32)).stats["loss/transfer"]
+    e_grads = torch.autograd.grad(term, list(net.encoder_e.parameters()), allow_unused=True)
+    assert all(g is None for g in e_grads)
+
+
 @pytest.mark.parametrize(("variant", "sees_e"), TRANSFER_SETUPS)
 def test_transfer_discriminator_phase_trains_d_tau_with_the_other_discriminators(variant, sees_e):
     net = _transfer_net(variant, sees_e)

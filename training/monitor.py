@@ -6,7 +6,9 @@ from __future__ import annotations
 class CollapseMonitor:
     """Reports, for `patience` consecutive log intervals, a discriminator that wins outright (the
     encoder/generator get no signal), one that has stopped telling the two paths apart while its
-    loss sits at log 2 (it learns nothing), or a loss term that drowns another at the generator."""
+    loss sits at log 2 (it learns nothing), a loss term that drowns another at the generator, or
+    an image reconstruction term that stays far above its lowest (the generator lost what it drew:
+    a digits sRb-VAE leg that added three terms at once drew black images from then on)."""
 
     WIN_ACCURACY = 0.99
     CHANCE_BAND = (0.45, 0.55)
@@ -17,16 +19,38 @@ class CollapseMonitor:
 
     # One loss term sending this many times another's gradient norm to the generator drowns it.
     DOMINANCE = 100.0
+    # The image reconstruction terms (per variant) and how far above its lowest one may stay.
+    # Adding a term to a trained model sets it back for a few hundred steps (up to 6 times,
+    # recovered within 15 intervals); a blank generator stays there.
+    RECONSTRUCTIONS = ("loss/recon_x_u", "loss/recon_x")
+    SETBACK = 2.0
 
     def __init__(self, patience: int = 20):
         self.patience = patience
         self.won = 0
         self.blind = 0
         self.dominated = 0
+        self.lowest: dict[str, float] = {}
+        self.set_back = 0
 
     def update(self, means: dict[str, float]) -> str | None:
-        warnings = [w for w in (self._discriminators(means), self._dominance(means)) if w]
-        return "; ".join(warnings) or None
+        checks = (self._discriminators(means), self._dominance(means), self._setback(means))
+        return "; ".join(w for w in checks if w) or None
+
+    def _setback(self, means: dict[str, float]) -> str | None:
+        """Reports an image reconstruction term that stays SETBACK times above its lowest."""
+        key = next((k for k in self.RECONSTRUCTIONS if k in means), None)
+        if key is None:
+            return None
+        value = means[key]
+        lowest = self.lowest[key] = min(self.lowest.get(key, value), value)
+        self.set_back = self.set_back + 1 if value >= self.SETBACK * lowest else 0
+        if self.set_back >= self.patience:
+            return (
+                f"{key} has stayed at {value / lowest:.3g} times its lowest ({lowest:.5g}) for "
+                f"{self.set_back} intervals: the generator lost what it drew (look at the grids)"
+            )
+        return None
 
     def _dominance(self, means: dict[str, float]) -> str | None:
         """Reports a loss term whose gradient on G drowns another's (`grad/<term>/generator`)."""

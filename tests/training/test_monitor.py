@@ -44,3 +44,17 @@ def test_a_loss_term_that_drowns_another_at_the_generator_is_reported():
     assert monitor.update(balanced) is None
     # Terms that do not reach the generator (the KL terms) are not compared.
     assert CollapseMonitor(patience=1).update({"grad/kl/generator": 0.0, **balanced}) is None
+
+
+def test_a_reconstruction_that_stays_far_above_its_lowest_is_reported():
+    monitor = CollapseMonitor(patience=3)
+    assert monitor.update({"loss/recon_x_u": 11_000.0}) is None
+    # A setback that recovers within the patience is part of adding a term to a trained model.
+    for value in (40_000.0, 39_000.0, 12_000.0, 11_500.0, 39_000.0, 39_000.0):
+        assert monitor.update({"loss/recon_x_u": value}) is None
+    warning = monitor.update({"loss/recon_x_u": 38_500.0})
+    assert "loss/recon_x_u has stayed at 3.5 times its lowest (11000)" in warning
+    # The VAE's single reconstruction term is watched the same way.
+    vae = CollapseMonitor(patience=1)
+    vae.update({"loss/recon_x": 100.0})
+    assert "loss/recon_x has stayed" in vae.update({"loss/recon_x": 250.0})

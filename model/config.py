@@ -115,7 +115,9 @@ class ObjectiveConfig:
     # judges (x, z, e). Alone, d_tau judges each image by itself, and a full-size transfer is a
     # plausible unlabelled digit; beside e it is not, when e says "small". The pressure is on G
     # to render what e says, so a transfer that draws the digit of e would be rewarded too:
-    # the swap term and the latent adversary keep the digit out of e. False: d_tau(x).
+    # the swap term and the latent adversary keep the digit out of e. On the model's side the e
+    # beside the image is detached: q(e|x) learns only through what G draws from it. False:
+    # d_tau(x).
     transfer_sees_e: bool = False
     # "logit": Eq. (6) as written, the encoders minimise and the generator maximises d itself.
     # "nonsaturating": the same fixed point through softplus, gentler while d is confident.

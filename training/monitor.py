@@ -19,7 +19,8 @@ class CollapseMonitor:
 
     # One loss term sending this many times another's gradient norm to the generator drowns it.
     DOMINANCE = 100.0
-    # The image reconstruction terms (per variant) and how far above its lowest one may stay.
+    # The image reconstruction term (a variant logs one of these) and how far above its
+    # lowest it may stay.
     # Adding a term to a trained model sets it back for a few hundred steps (up to 6 times,
     # recovered within 15 intervals); a blank generator stays there.
     RECONSTRUCTIONS = ("loss/recon_x_u", "loss/recon_x")
@@ -30,7 +31,7 @@ class CollapseMonitor:
         self.won = 0
         self.blind = 0
         self.dominated = 0
-        self.lowest: dict[str, float] = {}
+        self.lowest = float("inf")
         self.set_back = 0
 
     def update(self, means: dict[str, float]) -> str | None:
@@ -43,7 +44,7 @@ class CollapseMonitor:
         if key is None:
             return None
         value = means[key]
-        lowest = self.lowest[key] = min(self.lowest.get(key, value), value)
+        lowest = self.lowest = min(self.lowest, value)
         self.set_back = self.set_back + 1 if value >= self.SETBACK * lowest else 0
         if self.set_back >= self.patience:
             return (

@@ -7,8 +7,8 @@ class CollapseMonitor:
     """Reports, for `patience` consecutive log intervals, a discriminator that wins outright (the
     encoder/generator get no signal), one that has stopped telling the two paths apart while its
     loss sits at log 2 (it learns nothing), a loss term that drowns another at the generator, or
-    an image reconstruction term that stays far above its lowest (the generator lost what it drew:
-    a digits sRb-VAE leg that added three terms at once drew black images from then on)."""
+    an image reconstruction term that stays far above its lowest (the generator lost what it
+    drew, as when it draws blank images)."""
 
     WIN_ACCURACY = 0.99
     CHANCE_BAND = (0.45, 0.55)
@@ -19,10 +19,9 @@ class CollapseMonitor:
 
     # One loss term sending this many times another's gradient norm to the generator drowns it.
     DOMINANCE = 100.0
-    # The image reconstruction term (a variant logs one of these) and how far above its
-    # lowest it may stay.
-    # Adding a term to a trained model sets it back for a few hundred steps (up to 6 times,
-    # recovered within 15 intervals); a blank generator stays there.
+    # The image reconstruction term (a variant logs one of these) and how far above its lowest
+    # it may stay: adding a term to a trained model sets it back for a few hundred steps (up to
+    # 6 times, recovered within 15 intervals); a blank generator stays there.
     RECONSTRUCTIONS = ("loss/recon_x_u", "loss/recon_x")
     SETBACK = 2.0
 

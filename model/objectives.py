@@ -22,7 +22,7 @@ from model.networks import SRbVAE, reparameterize
 # ObjectiveConfig settings that only SRbVAEObjective reads; their defaults are the paper's.
 SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
 # Settings that need a reference set (variant rbvae or srbvae).
-REFERENCE_SETTINGS = ("swap_weight", "e_kl_weight", "transfer_weight")
+REFERENCE_SETTINGS = ("swap_weight", "e_kl_weight", "transfer_weight", "reference_e_weight")
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 # Cap of a balanced weight: a discriminator whose gradient vanishes must not blow the loss up
@@ -96,6 +96,23 @@ class Objective:
         if self.transfer and net.disc_transfer is None:
             raise ValueError("transfer_weight > 0 needs SRbVAE(..., transfer_adversary=True)")
         self.has_discriminators = self.domain or self.transfer
+
+    def _encode_e(
+        self, x_u: torch.Tensor, x_r: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """q(e|x_u)'s mean and log-variance, and with reference_e_weight the anchor
+        0.5 ||E^mu(x_r) - e^r||^2 (mean over the reference images, coded in the same pass)."""
+        if not self.cfg.reference_e_weight:
+            return (*self.net.encoder_e(x_u), None)
+        mu, lv = self.net.encoder_e(torch.cat([x_u, x_r]))
+        bu = x_u.shape[0]
+        anchor = 0.5 * (mu[bu:].float() - self.net.e_ref.float()).pow(2).sum(1).mean()
+        return mu[:bu], lv[:bu], anchor
+
+    def _add_anchor(self, terms, stats, anchor: torch.Tensor | None) -> None:
+        if anchor is not None:
+            terms["reference_e"] = self.cfg.reference_e_weight * anchor
+            stats["loss/reference_e"] = anchor
 
     def _domain_term(self, stats: dict[str, torch.Tensor], mu_z, mu_zr) -> torch.Tensor:
         """The domain adversary's weighted term: q(z|x) makes d_zeta call every z the other
@@ -196,7 +213,7 @@ class RbVAEObjective(Objective):
     def model_phase(self, x_u: torch.Tensor, x_r: torch.Tensor) -> PhaseResult:
         net = self.net
         mu_z, lv_z = net.encoder_z(x_u)
-        mu_e, lv_e = net.encoder_e(x_u)
+        mu_e, lv_e, anchor = self._encode_e(x_u, x_r)
         recon_u = self._recon(
             x_u, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
         )
@@ -224,6 +241,7 @@ class RbVAEObjective(Objective):
             swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
             terms["swap_z"] = self.cfg.swap_weight * swap
             stats["loss/swap_z"] = swap
+        self._add_anchor(terms, stats, anchor)
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         cache = {"mu_z": mu_z.detach(), "mu_zr": mu_zr.detach()}
@@ -290,7 +308,7 @@ class SRbVAEObjective(Objective):
         # Encoder path q: data and inferred latents.
         mu_zz, lv_zz = net.encoder_z(torch.cat([x_u, x_r]))
         mu_z, lv_z, mu_zr, lv_zr = mu_zz[:bu], lv_zz[:bu], mu_zz[bu:], lv_zz[bu:]
-        mu_e, lv_e = net.encoder_e(x_u)
+        mu_e, lv_e, anchor = self._encode_e(x_u, x_r)
         z, e = reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e)
         z_r = reparameterize(mu_zr, lv_zr)
 
@@ -347,6 +365,7 @@ class SRbVAEObjective(Objective):
             swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
             terms["swap_z"] = cfg.swap_weight * swap
             stats["loss/swap_z"] = swap
+        self._add_anchor(terms, stats, anchor)
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
         extra: dict[str, torch.Tensor] = {}

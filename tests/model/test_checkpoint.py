@@ -172,6 +172,8 @@ def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
     assert method_name(styled, ObjectiveConfig(swap_weight=10)) == (
         "sRb-VAE + swap term + style modulation"
     )
+    anchored = ObjectiveConfig(swap_weight=10, reference_e_weight=100)
+    assert method_name(ModelConfig(), anchored) == "sRb-VAE + swap term + reference e anchor"
     styles_alone = ModelConfig(variant="srbvae", style_modulation=True, e_in_first_layer=False)
     assert (
         method_name(styles_alone, ObjectiveConfig()) == "sRb-VAE + e through style modulation alone"

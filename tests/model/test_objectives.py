@@ -191,6 +191,47 @@ def test_swap_term_reaches_the_generator_and_floors_tiny_variances():
 
 
 @pytest.mark.parametrize("variant", ["srbvae", "rbvae"])
+def test_reference_e_anchor_pulls_the_reference_codes_and_e_ref_together(variant):
+    net = SRbVAE(tiny_config(variant=variant)).eval()
+    with torch.no_grad():
+        net.e_ref.fill_(3.0)  # far from the untrained encoder's codes, so the term is large
+    x_u, x_r = images(4, 32), images(3, 32)
+
+    def phase(weight):
+        torch.manual_seed(0)
+        cfg = ObjectiveConfig(reference_e_weight=weight)
+        return make_objective(net, cfg).model_phase(x_u, x_r)
+
+    off, on = phase(0.0), phase(2.0)
+    assert "loss/reference_e" not in off.stats and "reference_e" in on.terms
+    mu_er, _ = net.encoder_e(x_r)
+    expected = 0.5 * (mu_er - net.e_ref).pow(2).sum(1).mean()
+    anchor = on.stats["loss/reference_e"]
+    assert torch.allclose(anchor, expected, rtol=1e-4)
+    # The unlabelled codes are those of the encoder alone: the term only adds itself.
+    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
+    # (float32 losses of about 4e5: a difference good to a few hundredths)
+    assert torch.allclose(on.loss - off.loss, 2 * anchor, atol=0.1)
+    # It moves e^r and the e-encoder's means, and nothing of G.
+    parts = [[net.e_ref], list(net.encoder_e.parameters()), list(net.generator.parameters())]
+    moved = [
+        any(g is not None and g.abs().sum() > 0 for g in grads)
+        for grads in (
+            torch.autograd.grad(on.terms["reference_e"], part, allow_unused=True, retain_graph=True)
+            for part in parts
+        )
+    ]
+    assert moved == [True, True, False]
+
+
+def test_reference_e_weight_needs_a_reference_set_and_is_not_negative():
+    with pytest.raises(ValueError, match="reference_e_weight"):
+        ObjectiveConfig(reference_e_weight=-1.0)
+    with pytest.raises(ValueError, match="needs a reference set"):
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(reference_e_weight=1))
+
+
+@pytest.mark.parametrize("variant", ["srbvae", "rbvae"])
 def test_domain_adversary_trains_its_discriminator_and_reaches_only_the_z_encoder(variant):
     net = SRbVAE(tiny_config(variant=variant), domain_adversary=True)
     objective = make_objective(net, ObjectiveConfig(domain_weight=100.0))

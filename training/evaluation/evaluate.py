@@ -21,6 +21,7 @@ from training.data import PreparedDataset
 from training.evaluation import fidelity, probes
 from training.evaluation.features import encode_split
 from training.evaluation.oracle import load_or_train_oracle, oracle_floor
+from training.evaluation.reference_code import reference_code_position
 
 # Paper, Table 1 (MNIST columns) and Sec. 5.3 (z as features).
 PAPER_DIGITS = {
@@ -130,6 +131,8 @@ def evaluate(
         "dataset": {"path": str(data.path), "source": data.source, "resolution": data.resolution},
         "probes": probe_scores(model, data, nonlinear=nonlinear_probes),
     }
+    if model.cfg.variant != "vae":  # the VAE has no e^r
+        result["reference_code"] = reference_code_position(model, data)
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
         result["oracle"] = oracle_floor(oracle, data)
@@ -216,6 +219,12 @@ def markdown(result: dict[str, Any], baselines: dict[str, dict] | None = None) -
                 f"- {key} through a two-layer MLP instead: {cells}, "
                 f"average {_f(nonlinear[key]['average'])}"
             )
+    if position := result.get("reference_code"):
+        lines.append(
+            f"- e^r among the unlabelled codes: Mahalanobis distance "
+            f"{position['e_ref_mahalanobis']:.1f} (the codes' own: median "
+            f"{position['codes_median']:.1f}, 99th percentile {position['codes_p99']:.1f})"
+        )
     if rendering := result.get("rendering"):
         how = "the edit's change on the input" if rendering["mode"] == "input" else "G(z, e)"
         tolerance = f", tolerance {rendering['tolerance']}" if rendering["mode"] == "input" else ""

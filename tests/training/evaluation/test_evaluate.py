@@ -21,6 +21,9 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     assert set(probes["nonlinear"]["e"]) == set(probes["features"]["e"])
     for section in ("transfer", "sample", "neutralize", "oracle"):
         assert result[section], section
+    position = result["reference_code"]
+    assert position["e_ref_mahalanobis"] >= 0
+    assert 0 < position["codes_median"] <= position["codes_p99"]
     # The oracle's error factor by factor: what a network given every label reads off the images.
     oracle = result["oracle"]
     per_factor = [oracle[f"{name}_mae"] for name in data.factor_names]
@@ -41,6 +44,7 @@ def test_evaluation_reports_probes_fidelity_and_writes_a_card(tiny_faces, tmp_pa
     table = markdown(result)
     assert "common factors a transfer loses most" in table
     assert "- e through a two-layer MLP instead: " in table
+    assert "- e^r among the unlabelled codes: Mahalanobis distance " in table
     assert "| t (srbvae), e |" not in table and "(srbvae), e |" in table
     card = write_card(run_dir / "export", result, table)
     assert "python -m training evaluate" in card.read_text()

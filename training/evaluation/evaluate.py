@@ -51,6 +51,8 @@ PAPER_DIGITS = {
     },
     "sRb-VAE (paper), z": {"Avg": 0.189},
 }
+# (z, e) of each held-out split, by split name.
+Codes = dict[str, tuple[np.ndarray, np.ndarray]]
 DIGIT_COLUMNS = {
     "R": "colour_r",
     "G": "colour_g",
@@ -64,17 +66,20 @@ def feature_sets(z: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
     return {"e": e, "z": z, "all": np.hstack([z, e])}
 
 
-def probe_scores(
-    model: ReferenceVAE, data: PreparedDataset, limit: int | None = None, nonlinear: bool = False
-) -> dict[str, Any]:
+def encode_probe_splits(model: ReferenceVAE, data: PreparedDataset) -> Codes:
+    """z and e of the probes' held-out splits, `eval_fit` and `eval_score`, encoded once for
+    every measure that reads them."""
+    return {
+        split: encode_split(model, np.asarray(data[split].images))
+        for split in ("eval_fit", "eval_score")
+    }
+
+
+def probe_scores(codes: Codes, data: PreparedDataset, nonlinear: bool = False) -> dict[str, Any]:
     """Table 1's linear probes of e, z and both; with `nonlinear`, the same with a small MLP
     under "nonlinear" (not the paper's measure: whether a factor is in the features at all)."""
     fit, score = data["eval_fit"], data["eval_score"]
-    n_fit, n_score = (
-        (len(fit), len(score)) if limit is None else (min(limit, len(fit)), min(limit, len(score)))
-    )
-    z_fit, e_fit = encode_split(model, np.asarray(fit.images[:n_fit]))
-    z_score, e_score = encode_split(model, np.asarray(score.images[:n_score]))
+    (z_fit, e_fit), (z_score, e_score) = codes["eval_fit"], codes["eval_score"]
     fits, scores = feature_sets(z_fit, e_fit), feature_sets(z_score, e_score)
     out: dict[str, Any] = {"task": "", "features": {}}
     regression = data.source == "digits" or bool(data.factor_names and not data.class_names)
@@ -84,12 +89,12 @@ def probe_scores(
     if regression:
         out["task"] = "regression_mae"
         names = list(data.factor_names)
-        y_fit, y_score = fit.factors[:n_fit], score.factors[:n_score]
+        y_fit, y_score = fit.factors[:], score.factors[:]
         linear, mlp, extra = probes.linear_regression_mae, probes.mlp_regression_mae, ()
     else:
         out["task"] = "per_class_accuracy"
         names = [c for c in data.class_names if c != "neutral"]
-        y_fit, y_score = fit.labels[:n_fit], score.labels[:n_score]
+        y_fit, y_score = fit.labels[:], score.labels[:]
         linear, mlp = probes.linear_classifier_accuracy, probes.mlp_classifier_accuracy
         extra = (len(names),)
 
@@ -129,10 +134,11 @@ def evaluate(
         "variant": model.cfg.variant,
         "checkpoint_sha256": model.manifest.get("weights", {}).get("sha256"),
         "dataset": {"path": str(data.path), "source": data.source, "resolution": data.resolution},
-        "probes": probe_scores(model, data, nonlinear=nonlinear_probes),
     }
+    codes = encode_probe_splits(model, data)
+    result["probes"] = probe_scores(codes, data, nonlinear=nonlinear_probes)
     if model.cfg.variant != "vae":  # the VAE has no e^r
-        result["reference_code"] = reference_code_position(model, data)
+        result["reference_code"] = reference_code_position(model, codes["eval_score"][1])
     if fidelity_checks and data.factor_names:
         oracle = load_or_train_oracle(data, steps=oracle_steps)
         result["oracle"] = oracle_floor(oracle, data)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from model.inference import ReferenceVAE
-from training.data import PreparedDataset
-from training.evaluation.features import encode_split
 
 # A ridge on the codes' covariance: some e dimensions of a trained model barely vary.
 RIDGE = 1e-6
@@ -26,13 +24,9 @@ def mahalanobis(points: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("nd,nd->n", centred @ np.linalg.inv(cov), centred))
 
 
-def reference_code_position(
-    model: ReferenceVAE, data: PreparedDataset, limit: int = 5000
-) -> dict[str, float]:
-    """e^r's distance from the `eval_score` codes, and the codes' own median and 99th
-    percentile."""
-    images = np.asarray(data["eval_score"].images[:limit])
-    _, e = encode_split(model, images)
+def reference_code_position(model: ReferenceVAE, e: np.ndarray) -> dict[str, float]:
+    """`model`'s e^r's distance from the e codes `e` (N, e_dim) of held-out unlabelled images,
+    and the codes' own median and 99th percentile."""
     e_ref = model.net.e_ref.detach().float().cpu().numpy()[None]
     own = mahalanobis(e, e)
     return {

@@ -37,6 +37,14 @@ class ModelConfig:
     # comes from z alone and e acts only through the modulations (MUNIT's content/style split).
     # On digits e then carries no size and the separating terms break training (experiments.md).
     e_in_first_layer: bool = True
+    # Not in the paper: what q(z|x) sees. "rgb": the image. "grey": its mean over channels,
+    # standardised per image (zero mean, unit variance), so that a colour cast or a change of
+    # global brightness and contrast is invisible to z. For data whose target factors include
+    # such a change (the digits' colour, c / ||c||_1: every unlabelled digit is coloured, every
+    # reference digit white), it keeps the z-encoder from telling the two sets apart by colour
+    # alone and giving z one meaning per set (docs/experiments.md, session 28). Leave "rgb"
+    # where colour is a common factor (a face's skin tone, hair, background).
+    z_encoder_input: Literal["rgb", "grey"] = "rgb"
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -50,6 +58,8 @@ class ModelConfig:
             raise ValueError("disc_width must be positive")
         if not 0.0 <= self.disc_dropout < 1.0:
             raise ValueError("disc_dropout must be in [0, 1)")
+        if self.z_encoder_input not in ("rgb", "grey"):
+            raise ValueError(f"unknown z_encoder_input {self.z_encoder_input!r}")
         if not (self.e_in_first_layer or self.style_modulation):
             raise ValueError("e_in_first_layer = false needs style_modulation: G would ignore e")
 
@@ -230,6 +240,7 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
             ("reference e anchor", objective.reference_e_weight > 0),
             ("style modulation", model.style_modulation and model.e_in_first_layer),
             ("e through style modulation alone", not model.e_in_first_layer),
+            ("colour-blind z-encoder", model.z_encoder_input == "grey"),
         )
         if used
     ]

@@ -53,11 +53,21 @@ class ConvTrunk(nn.Module):
         return self.net(x).flatten(1)  # (B, C * base * base)
 
 
+def standardised_grey(x: torch.Tensor) -> torch.Tensor:
+    """The image's mean over channels, standardised per image and repeated on every channel:
+    blind to a colour cast and to global brightness and contrast (ModelConfig.z_encoder_input)."""
+    grey = x.mean(dim=1, keepdim=True)
+    mean = grey.mean(dim=(2, 3), keepdim=True)
+    std = grey.std(dim=(2, 3), keepdim=True)
+    return ((grey - mean) / (std + 1e-3)).expand_as(x)
+
+
 class GaussianEncoder(nn.Module):
     """q(v|x) = N(mu(x), diag(exp(logvar(x)))) for one latent group (z or e)."""
 
-    def __init__(self, cfg: ModelConfig, latent_dim: int):
+    def __init__(self, cfg: ModelConfig, latent_dim: int, grey_input: bool = False):
         super().__init__()
+        self.grey_input = grey_input
         self.trunk = ConvTrunk(cfg)
         self.fc = nn.Sequential(
             nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
@@ -66,6 +76,8 @@ class GaussianEncoder(nn.Module):
         self.logvar = nn.Linear(cfg.fc_dim, latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.grey_input:
+            x = standardised_grey(x)
         h = self.fc(self.trunk(x))
         # Clamped so that exp() stays finite under bf16 autocast early in training.
         return self.mu(h), self.logvar(h).clamp(-12.0, 8.0)
@@ -229,7 +241,7 @@ class SRbVAE(nn.Module):
     ):
         super().__init__()
         self.cfg = cfg
-        self.encoder_z = GaussianEncoder(cfg, cfg.z_dim)
+        self.encoder_z = GaussianEncoder(cfg, cfg.z_dim, grey_input=cfg.z_encoder_input == "grey")
         self.encoder_e = GaussianEncoder(cfg, cfg.e_dim)
         self.generator = Generator(cfg)
         # e^r: the constant target factors of every reference image (paper 4.1), learned.

@@ -174,6 +174,10 @@ def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
     )
     anchored = ObjectiveConfig(swap_weight=10, reference_e_weight=100)
     assert method_name(ModelConfig(), anchored) == "sRb-VAE + swap term + reference e anchor"
+    grey = ModelConfig(style_modulation=True, z_encoder_input="grey")
+    assert method_name(grey, ObjectiveConfig(domain_weight=1)) == (
+        "sRb-VAE + latent domain adversary + style modulation + colour-blind z-encoder"
+    )
     styles_alone = ModelConfig(variant="srbvae", style_modulation=True, e_in_first_layer=False)
     assert (
         method_name(styles_alone, ObjectiveConfig()) == "sRb-VAE + e through style modulation alone"

@@ -120,3 +120,24 @@ def test_without_e_in_the_first_layer_the_layout_comes_from_z_and_e_acts_through
     assert (g(z, other_e) - g(z, e)).abs().mean() > 0.01
     with pytest.raises(ValueError, match="style_modulation"):
         dataclasses.replace(cfg, style_modulation=False)
+
+
+def test_a_grey_z_encoder_is_blind_to_a_colour_cast_and_the_e_encoder_is_not():
+    cfg = dataclasses.replace(tiny_config(32), z_encoder_input="grey")
+    torch.manual_seed(0)
+    net = SRbVAE(cfg)
+    # White strokes on black, and the same strokes coloured by c / ||c||_1 as the digits are.
+    strokes = (torch.rand(2, 1, 32, 32) > 0.7).float()
+    white = 2 * strokes.expand(2, 3, 32, 32) - 1
+    colour = torch.tensor([0.6, 0.3, 0.1]).view(1, 3, 1, 1)
+    coloured = 2 * colour * strokes - 1
+    with torch.no_grad():
+        z_white, z_coloured = net.encoder_z(white)[0], net.encoder_z(coloured)[0]
+        e_white, e_coloured = net.encoder_e(white)[0], net.encoder_e(coloured)[0]
+        other_z = net.encoder_z(
+            2 * (torch.rand(2, 1, 32, 32) > 0.7).float().expand(2, 3, 32, 32) - 1
+        )[0]
+    assert (z_white - z_coloured).abs().max() < 1e-2 * (z_white - other_z).abs().max()
+    assert (e_white - e_coloured).abs().max() > 0.1 * (z_white - other_z).abs().max()
+    with pytest.raises(ValueError, match="z_encoder_input"):
+        dataclasses.replace(cfg, z_encoder_input="hsv")

@@ -139,5 +139,7 @@ def test_a_grey_z_encoder_is_blind_to_a_colour_cast_and_the_e_encoder_is_not():
         )[0]
     assert (z_white - z_coloured).abs().max() < 1e-2 * (z_white - other_z).abs().max()
     assert (e_white - e_coloured).abs().max() > 0.1 * (z_white - other_z).abs().max()
+    blank = -torch.ones(1, 3, 32, 32)  # nothing to standardise: no NaN
+    assert torch.isfinite(net.encoder_z(blank)[0]).all()
     with pytest.raises(ValueError, match="z_encoder_input"):
         dataclasses.replace(cfg, z_encoder_input="hsv")

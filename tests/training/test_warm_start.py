@@ -101,17 +101,3 @@ def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp
     z, e = torch.randn(3, cfg.model.z_dim), torch.randn(3, cfg.model.e_dim)
     with torch.no_grad():
         assert torch.equal(net.generator(z, e), src.generator(z, e))  # the same pictures
-
-
-def test_a_trained_z_encoder_can_be_given_the_grey_image(tiny_faces, tmp_path):
-    source = train(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)))
-    cfg = load_config(
-        None, tiny_run(tiny_faces, tmp_path, "grey", 4) + ["model.z_encoder_input=grey"]
-    )
-    net = SRbVAE(cfg.model)
-    optimizers = TrainStep(make_objective(net, cfg.objective), cfg.optim).optimizers()
-
-    _, _, fresh = warm_start(source / "state", net, optimizers, cfg)
-
-    assert fresh == []  # the same parameters; only what the z-encoder sees changes
-    assert net.encoder_z.grey_input and not net.encoder_e.grey_input

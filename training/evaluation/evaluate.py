@@ -89,12 +89,12 @@ def probe_scores(codes: Codes, data: PreparedDataset, nonlinear: bool = False) -
     if regression:
         out["task"] = "regression_mae"
         names = list(data.factor_names)
-        y_fit, y_score = fit.factors[:], score.factors[:]
+        y_fit, y_score = fit.factors, score.factors
         linear, mlp, extra = probes.linear_regression_mae, probes.mlp_regression_mae, ()
     else:
         out["task"] = "per_class_accuracy"
         names = [c for c in data.class_names if c != "neutral"]
-        y_fit, y_score = fit.labels[:], score.labels[:]
+        y_fit, y_score = fit.labels, score.labels
         linear, mlp = probes.linear_classifier_accuracy, probes.mlp_classifier_accuracy
         extra = (len(names),)
 

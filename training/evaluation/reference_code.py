@@ -28,9 +28,11 @@ def reference_code_position(model: ReferenceVAE, e: np.ndarray) -> dict[str, flo
     """`model`'s e^r's distance from the e codes `e` (N, e_dim) of held-out unlabelled images,
     and the codes' own median and 99th percentile."""
     e_ref = model.net.e_ref.detach().float().cpu().numpy()[None]
-    own = mahalanobis(e, e)
+    # One fit of the Gaussian for e^r and the codes alike.
+    distances = mahalanobis(np.vstack([e_ref, e]), e)
+    own = distances[1:]
     return {
-        "e_ref_mahalanobis": float(mahalanobis(e_ref, e)[0]),
+        "e_ref_mahalanobis": float(distances[0]),
         "codes_median": float(np.median(own)),
         "codes_p99": float(np.percentile(own, 99)),
     }

@@ -307,11 +307,13 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     snapshot(step)
     grids(step)
     if ctx.is_main:
-        # An evaluation or card of an earlier export describes other weights: not kept beside.
-        shutil.rmtree(export_dir, ignore_errors=True)
+        # Written beside and renamed once whole, so that no reader (evaluate, install) loads an
+        # export without its fitted sampling Gaussian and domain reference.
+        staging = export_dir.with_name(f".{export_dir.name}.writing")
+        shutil.rmtree(staging, ignore_errors=True)
         export_inference(
             net,
-            export_dir,
+            staging,
             name=run.name,
             dtype=getattr(torch, run.export_dtype),
             method=method_name(cfg.model, cfg.objective),
@@ -320,13 +322,16 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
             metrics={},
             **record_base,
         )  # fmt: skip
-        served = load_model(export_dir, device)
+        served = load_model(staging, device)
         served.prior = fit_target_prior(served, data)
-        attach_target_prior(export_dir, served.prior)
+        attach_target_prior(staging, served.prior)
         try:  # the reference every answer's domain score is placed in (model/domain.py)
-            update_manifest(export_dir, domain=fit_domain_reference(served, data).record())
+            update_manifest(staging, domain=fit_domain_reference(served, data).record())
         except ValueError as exc:  # a dataset without held-out images: answers carry none
             log.warning("no domain reference stored: %s", exc)
+        # An evaluation or card of an earlier export describes other weights: not kept beside.
+        shutil.rmtree(export_dir, ignore_errors=True)
+        staging.rename(export_dir)
         if preview is not None:  # the last grids again, as served: samples from the fitted e
             write_grids(served, preview, grid_dir, f"{step:07d}")
         log.info("exported %s (sampling e from a Gaussian fitted on %d images)",

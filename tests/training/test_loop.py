@@ -222,6 +222,25 @@ def test_two_processes_with_torchrun_and_gloo_train_in_sync(tiny_faces, tmp_path
     assert model.manifest["training"]["processes"] == 2
 
 
+def test_an_export_appears_only_once_whole(tiny_faces, tmp_path, monkeypatch):
+    import training.loop as loop
+
+    train(load_config(None, tiny_run(tiny_faces, tmp_path, "whole", 3)))
+    seen = []
+    attach = loop.attach_target_prior
+
+    def attach_and_look(path, prior):  # what a reader of `export` finds meanwhile
+        seen.append(load_model(tmp_path / "whole" / "export").manifest["training"]["step"])
+        attach(path, prior)
+
+    monkeypatch.setattr(loop, "attach_target_prior", attach_and_look)
+    run_dir = train(load_config(None, tiny_run(tiny_faces, tmp_path, "whole", 6)))
+    assert seen == [3]  # the earlier export, whole, until the new one is
+    assert sorted(p.name for p in run_dir.iterdir() if "export" in p.name) == ["export"]
+    model = load_model(run_dir / "export")
+    assert model.manifest["training"]["step"] == 6 and "sampling" in model.manifest
+
+
 def test_a_new_export_does_not_keep_the_previous_exports_evaluation(tiny_faces, tmp_path):
     train(load_config(None, tiny_run(tiny_faces, tmp_path, "longer", 3)))
     (tmp_path / "longer" / "export" / "evaluation.json").write_text("{}")

@@ -27,15 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def carry(run_dir: Path, target: Path) -> Path:
     from model.checkpoint import compact_training_state
     from training.loop import METRICS
+    from training.publish import written_whole
 
-    staging = target.with_name(f".{target.name}.writing")
-    shutil.rmtree(staging, ignore_errors=True)
-    compact_training_state(run_dir / "state", staging)
-    for name in (METRICS, "config.json"):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, staging / name)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with written_whole(target) as staging:
+        compact_training_state(run_dir / "state", staging)
+        for name in (METRICS, "config.json"):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, staging / name)
     return target
 
 

@@ -46,6 +46,7 @@ from training.domain import fit_domain_reference
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
 from training.prior import fit_target_prior
+from training.publish import written_whole
 from training.stopping import StopRequested, stop_signals
 from training.warm_start import warm_start
 
@@ -307,31 +308,28 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     snapshot(step)
     grids(step)
     if ctx.is_main:
-        # Written beside and renamed once whole, so that no reader (evaluate, install) loads an
-        # export without its fitted sampling Gaussian and domain reference.
-        staging = export_dir.with_name(f".{export_dir.name}.writing")
-        shutil.rmtree(staging, ignore_errors=True)
-        export_inference(
-            net,
-            staging,
-            name=run.name,
-            dtype=getattr(torch, run.export_dtype),
-            method=method_name(cfg.model, cfg.objective),
-            training={"step": step, "wall_time_seconds": round(wall_time(), 1), "config": cfg.to_dict(),
-                      "device": str(device), "processes": ctx.world_size, "mixed_precision": mixed},
-            metrics={},
-            **record_base,
-        )  # fmt: skip
-        served = load_model(staging, device)
-        served.prior = fit_target_prior(served, data)
-        attach_target_prior(staging, served.prior)
-        try:  # the reference every answer's domain score is placed in (model/domain.py)
-            update_manifest(staging, domain=fit_domain_reference(served, data).record())
-        except ValueError as exc:  # a dataset without held-out images: answers carry none
-            log.warning("no domain reference stored: %s", exc)
-        # An evaluation or card of an earlier export describes other weights: not kept beside.
-        shutil.rmtree(export_dir, ignore_errors=True)
-        staging.rename(export_dir)
+        # Renamed into place once whole, so that no reader (evaluate, install) loads an export
+        # without its fitted sampling Gaussian and domain reference; an evaluation or card of
+        # an earlier export describes other weights and goes with it.
+        with written_whole(export_dir) as staging:
+            export_inference(
+                net,
+                staging,
+                name=run.name,
+                dtype=getattr(torch, run.export_dtype),
+                method=method_name(cfg.model, cfg.objective),
+                training={"step": step, "wall_time_seconds": round(wall_time(), 1), "config": cfg.to_dict(),
+                          "device": str(device), "processes": ctx.world_size, "mixed_precision": mixed},
+                metrics={},
+                **record_base,
+            )  # fmt: skip
+            served = load_model(staging, device)
+            served.prior = fit_target_prior(served, data)
+            attach_target_prior(staging, served.prior)
+            try:  # the reference every answer's domain score is placed in (model/domain.py)
+                update_manifest(staging, domain=fit_domain_reference(served, data).record())
+            except ValueError as exc:  # a dataset without held-out images: answers carry none
+                log.warning("no domain reference stored: %s", exc)
         if preview is not None:  # the last grids again, as served: samples from the fitted e
             write_grids(served, preview, grid_dir, f"{step:07d}")
         log.info("exported %s (sampling e from a Gaussian fitted on %d images)",

@@ -45,6 +45,16 @@ class ModelConfig:
     # alone and giving z one meaning per set (docs/experiments.md, session 28). Leave "rgb"
     # where colour is a common factor (a face's skin tone, hair, background).
     z_encoder_input: Literal["rgb", "grey"] = "rgb"
+    # Not in the paper: q(z|x) sees the image framed, its drawn content's bounding square scaled
+    # to fill FRAMED_FILL of the frame and centred, so that the content's size and place are
+    # invisible to z. For data whose target factors include a change of size (the digits'
+    # scale: every reference digit is full-size, unlabelled ones down to half), it keeps z from
+    # holding the size (the latent adversary cannot: z's marginal matched across the sets while
+    # a probe still read the size off z). On digits e read the scale no better for it and the
+    # reference reconstructions were worse (docs/experiments.md, session 30). Needs a dark
+    # background (the content is what is brighter than it). Leave False where size or place
+    # is a common factor (a face's pose).
+    z_encoder_framed: bool = False
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -129,6 +139,14 @@ class ObjectiveConfig:
     # beside the image is detached: q(e|x) learns only through what G draws from it. False:
     # d_tau(x).
     transfer_sees_e: bool = False
+    # Rb-VAE and sRb-VAE, not in the paper: weight of -log q(z_u | G(z_u, e^r)), the z of an
+    # unlabelled image found again in its neutralised image, with the unlabelled posterior's
+    # variance, fixed. G draws every neutralised digit at the reference set's size and stroke
+    # width (e^r says so), so whatever of the size z_u holds cannot be read back: the term
+    # takes it out of z, and reconstruction puts it in e. G and e^r are fixed in it (a G that
+    # learnt it could draw z's size under e^r). The swap term's mirror. At 100 on digits e
+    # read the scale worse (docs/experiments.md, session 30). 0 is the paper.
+    neutral_swap_weight: float = 0.0
     # Rb-VAE and sRb-VAE, not in the paper: weight of 0.5 ||E^mu(x_r) - e^r||^2, the e-encoder's
     # code of each reference image pulled to e^r (and e^r to it). The paper defines
     # q(e|x, y=1) as e^r and never runs the e-encoder on reference images, so e^r can sit far
@@ -177,6 +195,8 @@ class ObjectiveConfig:
             raise ValueError("swap_weight must be >= 0")
         if self.transfer_weight < 0:
             raise ValueError("transfer_weight must be >= 0")
+        if self.neutral_swap_weight < 0:
+            raise ValueError("neutral_swap_weight must be >= 0")
         if self.reference_e_weight < 0:
             raise ValueError("reference_e_weight must be >= 0")
         if self.transfer_sees_e and not self.transfer_weight:
@@ -237,10 +257,12 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
             ("transfer adversary", objective.transfer_weight > 0 and not objective.transfer_sees_e),
             ("transfer adversary on (x, e)", objective.transfer_sees_e),
             ("swap term", objective.swap_weight > 0),
+            ("neutral swap term", objective.neutral_swap_weight > 0),
             ("reference e anchor", objective.reference_e_weight > 0),
             ("style modulation", model.style_modulation and model.e_in_first_layer),
             ("e through style modulation alone", not model.e_in_first_layer),
             ("colour-blind z-encoder", model.z_encoder_input == "grey"),
+            ("size-blind z-encoder", model.z_encoder_framed),
         )
         if used
     ]

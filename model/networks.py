@@ -7,6 +7,7 @@ Images are (B, 3, H, W) in [-1, 1]; latents are (B, D).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig, ObjectiveConfig
@@ -62,12 +63,59 @@ def standardised_grey(x: torch.Tensor) -> torch.Tensor:
     return ((grey - mean) / (std + 1e-3)).expand_as(x)
 
 
+# What a framed image's content fills: the reference digits' height in their frame (about 24/32).
+FRAMED_FILL = 0.75
+# A pixel is content when its brightest channel is above this share of the image's range.
+CONTENT_THRESHOLD = 0.3
+
+
+def framed(x: torch.Tensor) -> torch.Tensor:
+    """The image's content (pixels brighter than the background) centred and scaled so that its
+    bounding square fills FRAMED_FILL of the frame (ModelConfig.z_encoder_framed). Differentiable
+    in the pixels; the box is found without gradients. An image with no content is returned
+    as it is. (B, C, H, W) in [-1, 1]."""
+    b, _, h, w = x.shape
+    with torch.no_grad():
+        bright = x.detach().float().amax(1)  # (B, H, W)
+        low = bright.amin(dim=(1, 2), keepdim=True)
+        high = bright.amax(dim=(1, 2), keepdim=True)
+        content = bright > low + CONTENT_THRESHOLD * (high - low)
+        content &= (high - low) > 0.1  # a flat image has no content to frame
+        rows, cols = content.any(2), content.any(1)  # (B, H), (B, W)
+        ys = torch.arange(h, device=x.device).float()
+        xs = torch.arange(w, device=x.device).float()
+        big = float(max(h, w))
+        top = torch.where(rows, ys, big).amin(1)
+        bottom = torch.where(rows, ys, -1.0).amax(1)
+        left = torch.where(cols, xs, big).amin(1)
+        right = torch.where(cols, xs, -1.0).amax(1)
+        empty = bottom < 0
+        side = torch.maximum(bottom - top + 1, right - left + 1)
+        # Normalised coordinates (align_corners=False): pixel p sits at (2p + 1) / n - 1.
+        cx = torch.where(empty, 0.0, (left + right + 1) / w - 1)
+        cy = torch.where(empty, 0.0, (top + bottom + 1) / h - 1)
+        zoom = torch.where(empty, 1.0, side / (FRAMED_FILL * max(h, w)))
+        theta = torch.zeros(b, 2, 3, device=x.device)
+        theta[:, 0, 0] = zoom * max(h, w) / w
+        theta[:, 1, 1] = zoom * max(h, w) / h
+        theta[:, 0, 2], theta[:, 1, 2] = cx, cy
+        grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    # Sampled as x + 1, so that what lies outside the image reads as the black background.
+    out = F.grid_sample(
+        x.float() + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return (out - 1).to(x.dtype)
+
+
 class GaussianEncoder(nn.Module):
     """q(v|x) = N(mu(x), diag(exp(logvar(x)))) for one latent group (z or e)."""
 
-    def __init__(self, cfg: ModelConfig, latent_dim: int, grey_input: bool = False):
+    def __init__(
+        self, cfg: ModelConfig, latent_dim: int, grey_input: bool = False, framed: bool = False
+    ):
         super().__init__()
         self.grey_input = grey_input
+        self.framed = framed
         self.trunk = ConvTrunk(cfg)
         self.fc = nn.Sequential(
             nn.Linear(self.trunk.out_features, cfg.fc_dim), nn.LeakyReLU(LRELU_SLOPE)
@@ -76,6 +124,8 @@ class GaussianEncoder(nn.Module):
         self.logvar = nn.Linear(cfg.fc_dim, latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.framed:
+            x = framed(x)
         if self.grey_input:
             x = standardised_grey(x)
         h = self.fc(self.trunk(x))
@@ -241,7 +291,12 @@ class SRbVAE(nn.Module):
     ):
         super().__init__()
         self.cfg = cfg
-        self.encoder_z = GaussianEncoder(cfg, cfg.z_dim, grey_input=cfg.z_encoder_input == "grey")
+        self.encoder_z = GaussianEncoder(
+            cfg,
+            cfg.z_dim,
+            grey_input=cfg.z_encoder_input == "grey",
+            framed=cfg.z_encoder_framed,
+        )
         self.encoder_e = GaussianEncoder(cfg, cfg.e_dim)
         self.generator = Generator(cfg)
         # e^r: the constant target factors of every reference image (paper 4.1), learned.

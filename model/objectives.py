@@ -9,7 +9,8 @@ Images are (B, 3, H, W) in [-1, 1]. Losses are computed in float32 whatever the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
@@ -22,7 +23,13 @@ from model.networks import SRbVAE, reparameterize
 # ObjectiveConfig settings that only SRbVAEObjective reads; their defaults are the paper's.
 SRBVAE_ONLY_SETTINGS = ("adversarial_balance",)
 # Settings that need a reference set (variant rbvae or srbvae).
-REFERENCE_SETTINGS = ("swap_weight", "e_kl_weight", "transfer_weight", "reference_e_weight")
+REFERENCE_SETTINGS = (
+    "swap_weight",
+    "neutral_swap_weight",
+    "e_kl_weight",
+    "transfer_weight",
+    "reference_e_weight",
+)
 # Floor of the variance that scales the swap term (std 0.1; the prior's is 1).
 SWAP_MIN_VAR = 0.01
 # Cap of a balanced weight: a discriminator whose gradient vanishes must not blow the loss up
@@ -46,6 +53,19 @@ def total(losses: Iterable[torch.Tensor]) -> torch.Tensor:
 
 
 _Net = TypeVar("_Net", bound=torch.nn.Module)
+
+
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Passes through `module` inside pass gradients to its inputs but not to its weights."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def present(net: _Net | None, name: str) -> _Net:
@@ -206,6 +226,30 @@ class Objective:
         var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
         return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)
 
+    def _neutral_swap_nll(self, z_u, mu_z, lv_z) -> torch.Tensor:
+        """-log q(mu_z | G(z_u, e^r)) with the unlabelled posterior's variance, fixed and
+        floored as in `_swap_nll`. (B,)
+
+        mu_z is not detached: the pull is on z_u to hold only what its neutralised image still
+        shows. G and e^r are fixed, the lens: a G that learnt the term could draw, under e^r
+        alone, what z brings from its set, and z would keep it."""
+        with frozen(self.net.generator):
+            x_neutral = self.net.generator(z_u, self.net.expand_e_ref(z_u.shape[0]).detach())
+        mu_zn, _ = self.net.encoder_z(x_neutral)
+        var = lv_z.detach().float().exp().clamp(min=SWAP_MIN_VAR)
+        return 0.5 * ((mu_zn.float() - mu_z.float()).pow(2) / var).sum(1)
+
+    def _add_swaps(self, terms, stats, z_r, mu_zr, lv_zr, mu_e, lv_e, z_u, mu_z, lv_z) -> None:
+        """The swap term and its mirror, the neutral swap term, those this run uses."""
+        if self.cfg.swap_weight:
+            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
+            terms["swap_z"] = self.cfg.swap_weight * swap
+            stats["loss/swap_z"] = swap
+        if self.cfg.neutral_swap_weight:
+            neutral_swap = self._neutral_swap_nll(z_u, mu_z, lv_z).mean()
+            terms["neutral_swap"] = self.cfg.neutral_swap_weight * neutral_swap
+            stats["loss/neutral_swap"] = neutral_swap
+
 
 class RbVAEObjective(Objective):
     """Eq. (3): KL terms plus Laplace reconstruction, of unlabelled (z, e) and reference (z, e^r)."""
@@ -214,9 +258,8 @@ class RbVAEObjective(Objective):
         net = self.net
         mu_z, lv_z = net.encoder_z(x_u)
         mu_e, lv_e, anchor = self._encode_e(x_u, x_r)
-        recon_u = self._recon(
-            x_u, net.generator(reparameterize(mu_z, lv_z), reparameterize(mu_e, lv_e))
-        )
+        z_u = reparameterize(mu_z, lv_z)
+        recon_u = self._recon(x_u, net.generator(z_u, reparameterize(mu_e, lv_e)))
         kl_e = kl_to_standard_normal(mu_e, lv_e)
         kl_u = kl_to_standard_normal(mu_z, lv_z) + self.cfg.e_kl_weight * kl_e
 
@@ -237,10 +280,7 @@ class RbVAEObjective(Objective):
             "loss/kl_e": kl_e.mean(),
             "loss/kl_r": kl_r.mean(),
         }
-        if self.cfg.swap_weight:
-            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
-            terms["swap_z"] = self.cfg.swap_weight * swap
-            stats["loss/swap_z"] = swap
+        self._add_swaps(terms, stats, z_r, mu_zr, lv_zr, mu_e, lv_e, z_u, mu_z, lv_z)
         self._add_anchor(terms, stats, anchor)
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)
@@ -361,10 +401,7 @@ class SRbVAEObjective(Objective):
             "loss/recon_latent": latent,
             "weight/adversarial_p": p_weight,
         }
-        if cfg.swap_weight:
-            swap = self._swap_nll(z_r, mu_zr, lv_zr, mu_e, lv_e).mean()
-            terms["swap_z"] = cfg.swap_weight * swap
-            stats["loss/swap_z"] = swap
+        self._add_swaps(terms, stats, z_r, mu_zr, lv_zr, mu_e, lv_e, z, mu_z, lv_z)
         self._add_anchor(terms, stats, anchor)
         if self.domain:
             terms["domain"] = self._domain_term(stats, mu_z, mu_zr)

@@ -50,8 +50,14 @@ def warm_start(
     Returns the source's manifest, its extra tensors (RNG states) and the names of the
     parameters that start fresh."""
     src_cfg = source_config(path)
-    # Style modulation only adds modules that start as the identity: a trained model takes it on.
-    if dataclasses.replace(src_cfg.model, style_modulation=cfg.model.style_modulation) != cfg.model:
+    # Style modulation only adds modules that start as the identity, and framing changes only
+    # what q(z|x) sees: a trained model takes either on.
+    same = dataclasses.replace(
+        src_cfg.model,
+        style_modulation=cfg.model.style_modulation,
+        z_encoder_framed=cfg.model.z_encoder_framed,
+    )
+    if same != cfg.model:
         raise CheckpointError(
             f"{path}: run.init_from needs the same [model] settings; the state was trained with "
             f"{src_cfg.model.to_dict()}"

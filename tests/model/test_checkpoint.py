@@ -159,6 +159,8 @@ def test_the_method_is_named_from_the_variant_and_the_terms_not_in_the_paper():
     from model.config import ModelConfig, ObjectiveConfig, method_name
 
     assert method_name(ModelConfig(variant="srbvae"), ObjectiveConfig()) == "sRb-VAE"
+    neutral = ObjectiveConfig(neutral_swap_weight=1)
+    assert method_name(ModelConfig(), neutral) == "sRb-VAE + neutral swap term"
     served = method_name(ModelConfig(variant="rbvae"), ObjectiveConfig(domain_weight=3000))
     assert served == "Rb-VAE + latent domain adversary"
     # A manifest names its method, or its training config implies it.

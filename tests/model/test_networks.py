@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from model.config import RESOLUTIONS, ModelConfig
-from model.networks import PixelNorm, SRbVAE, StreamDropout
+from model.config import RESOLUTIONS, ModelConfig, ObjectiveConfig, method_name
+from model.networks import FRAMED_FILL, PixelNorm, SRbVAE, StreamDropout, framed
 from tests.model.conftest import images, tiny_config
 
 
@@ -143,3 +143,47 @@ def test_a_grey_z_encoder_is_blind_to_a_colour_cast_and_the_e_encoder_is_not():
     assert torch.isfinite(net.encoder_z(blank)[0]).all()
     with pytest.raises(ValueError, match="z_encoder_input"):
         dataclasses.replace(cfg, z_encoder_input="hsv")
+
+
+def _digit_at(
+    scale: float, shift: tuple[int, int] = (0, 0), colour=(1.0, 1.0, 1.0)
+) -> torch.Tensor:
+    """A ring ("0") of outer radius 12 * scale, centred (plus `shift` pixels), on black. (3, 32, 32)"""
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    r = ((yy - 15.5 - shift[0]) ** 2 + (xx - 15.5 - shift[1]) ** 2).sqrt()
+    ring = ((r <= 12 * scale) & (r >= 9 * scale)).float()
+    return 2 * ring * torch.tensor(colour).view(3, 1, 1) - 1
+
+
+def test_framing_shows_a_small_or_moved_digit_at_the_reference_size_and_place():
+    full, half = _digit_at(1.0), _digit_at(0.5, shift=(5, -4), colour=(0.2, 0.7, 0.1))
+    x = torch.stack([full, half, -torch.ones(3, 32, 32)])
+    out = framed(x)
+    assert out.shape == x.shape
+    # Both rings now have the same outer extent, FRAMED_FILL of the frame, centred.
+    for img in out[:2]:
+        rows = (img.amax(0) > -0.5).any(1).nonzero().flatten()
+        assert abs((rows.max() - rows.min() + 1).item() - FRAMED_FILL * 32) <= 2
+        assert abs((rows.max() + rows.min()).item() / 2 - 15.5) <= 1
+    # Colour is kept; a blank image is left as it is.
+    assert out[1, 1].max() > out[1, 0].max() + 0.5
+    assert torch.equal(out[2], x[2])
+
+
+def test_a_framed_z_encoder_is_blind_to_size_and_passes_gradients_to_the_image():
+    cfg = dataclasses.replace(tiny_config(32), z_encoder_input="grey", z_encoder_framed=True)
+    torch.manual_seed(0)
+    net = SRbVAE(cfg)
+    small, large = _digit_at(0.55).unsqueeze(0), _digit_at(1.0).unsqueeze(0)
+    other = torch.zeros(1, 3, 32, 32) - 1
+    other[..., 6:26, 14:18] = 1.0  # a "1"
+    with torch.no_grad():
+        z_small, z_large, z_other = (net.encoder_z(x)[0] for x in (small, large, other))
+        e_small, e_large, e_other = (net.encoder_e(x)[0] for x in (small, large, other))
+    # Each encoder's change from the large ring to the small, against its change to the "1".
+    assert (z_small - z_large).abs().max() < 0.3 * (z_large - z_other).abs().max()
+    assert (e_small - e_large).abs().max() > 0.3 * (e_large - e_other).abs().max()
+    x = small.clone().requires_grad_(True)
+    net.encoder_z(x)[0].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert "size-blind z-encoder" in method_name(cfg, ObjectiveConfig())

@@ -8,6 +8,7 @@ from model.config import ObjectiveConfig
 from model.networks import SRbVAE
 from model.objectives import (
     SWAP_MIN_VAR,
+    frozen,
     gaussian_nll,
     kl_to_standard_normal,
     laplace_nll,
@@ -188,6 +189,66 @@ def test_swap_term_reaches_the_generator_and_floors_tiny_variances():
     tiny.sum().backward()
     for part in (net.generator, net.encoder_z):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+@pytest.mark.parametrize("variant", ["rbvae", "srbvae"])
+def test_neutral_swap_weight_adds_the_z_of_neutralised_images_to_the_loss(variant):
+    net = SRbVAE(tiny_config(variant=variant)).eval()
+    x_u, x_r = images(4, 32), images(4, 32)
+
+    def phase(weight):
+        torch.manual_seed(0)
+        cfg = ObjectiveConfig(neutral_swap_weight=weight)
+        return make_objective(net, cfg).model_phase(x_u, x_r)
+
+    off, on = phase(0.0), phase(2.0)
+    assert "loss/neutral_swap" not in off.stats and "neutral_swap" in on.terms
+    term = on.stats["loss/neutral_swap"]
+    assert term > 0 and torch.isfinite(term)
+    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
+    assert torch.allclose(on.loss - off.loss, 2 * term, rtol=1e-4)
+    with pytest.raises(ValueError, match="neutral_swap_weight"):
+        ObjectiveConfig(neutral_swap_weight=-1.0)
+    with pytest.raises(ValueError, match="needs a reference set"):
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(neutral_swap_weight=1))
+
+
+@pytest.mark.parametrize("variant", ["rbvae", "srbvae"])
+def test_neutral_swap_term_moves_the_z_encoder_alone(variant):
+    net = SRbVAE(tiny_config(variant=variant))
+    objective = make_objective(net, ObjectiveConfig(neutral_swap_weight=1.0))
+    with _frozen(net.discriminator_parameters()):
+        term = objective.model_phase(images(4, 32), images(4, 32)).stats["loss/neutral_swap"]
+    grads = torch.autograd.grad(term, list(net.encoder_z.parameters()), retain_graph=True)
+    assert any(g.abs().sum() > 0 for g in grads)
+    # G and e^r are the fixed lens: a G that learnt the term could draw z's size under e^r.
+    for params in (list(net.generator.parameters()), list(net.encoder_e.parameters())):
+        assert all(g is None for g in torch.autograd.grad(term, params, allow_unused=True))
+    assert torch.autograd.grad(term, [net.e_ref], allow_unused=True) == (None,)
+    # Every other term still trains G.
+    assert all(p.requires_grad for p in net.generator.parameters())
+
+
+def test_neutral_swap_term_is_zero_only_for_a_z_that_neutralising_keeps():
+    """-log q(z_u | G(z_u, e^r)): a z the z-encoder reads back off the neutralised image costs
+    nothing; one that G drops under e^r costs its distance, in posterior standard deviations."""
+    net = SRbVAE(tiny_config(variant="rbvae")).eval()
+    objective = make_objective(net, ObjectiveConfig(neutral_swap_weight=1.0))
+    z = torch.randn(3, net.cfg.z_dim)
+    with torch.no_grad():
+        read_back, _ = net.encoder_z(net.generator(z, net.expand_e_ref(3)))
+    lv = torch.zeros(3, net.cfg.z_dim)
+    assert torch.allclose(objective._neutral_swap_nll(z, read_back, lv), torch.zeros(3), atol=1e-5)
+    moved = objective._neutral_swap_nll(z, read_back + 2.0, lv)
+    assert torch.allclose(moved, torch.full((3,), 0.5 * 4.0 * net.cfg.z_dim), rtol=1e-4)
+
+
+def test_frozen_restores_the_weights_trainability_when_the_pass_fails():
+    net = SRbVAE(tiny_config(variant="rbvae"))
+    with pytest.raises(RuntimeError), frozen(net.generator):
+        assert not any(p.requires_grad for p in net.generator.parameters())
+        raise RuntimeError("a pass that fails")
+    assert all(p.requires_grad for p in net.generator.parameters())
 
 
 @pytest.mark.parametrize("variant", ["srbvae", "rbvae"])

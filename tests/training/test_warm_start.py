@@ -101,3 +101,15 @@ def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp
     z, e = torch.randn(3, cfg.model.z_dim), torch.randn(3, cfg.model.e_dim)
     with torch.no_grad():
         assert torch.equal(net.generator(z, e), src.generator(z, e))  # the same pictures
+
+
+def test_a_trained_model_takes_on_a_framed_z_encoder_with_every_weight(tiny_faces, tmp_path):
+    source = train(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)))
+    cfg = load_config(
+        None, tiny_run(tiny_faces, tmp_path, "framed", 4) + ["model.z_encoder_framed=true"]
+    )
+    net = SRbVAE(cfg.model)
+    optimizers = TrainStep(make_objective(net, cfg.objective), cfg.optim).optimizers()
+    _, _, fresh = warm_start(source / "state", net, optimizers, cfg)
+    assert fresh == []  # framing changes what q(z|x) sees, not its weights
+    assert net.encoder_z.framed

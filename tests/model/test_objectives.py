@@ -146,31 +146,38 @@ def test_swap_weight_adds_the_z_of_transfers_to_the_rbvae_loss():
     off, on = _rbvae_phases_with_the_same_noise(
         ObjectiveConfig(swap_weight=0.0), ObjectiveConfig(swap_weight=2.0)
     )
-    assert "loss/swap_z" not in off.stats
-    swap = on.stats["loss/swap_z"]
-    assert swap > 0 and torch.isfinite(swap)
+    _assert_adds_the_term(off, on, "swap_z", "swap_weight")
+
+
+def _assert_adds_the_term(off, on, term: str, setting: str, weight: float = 2.0) -> None:
+    """`on` (with `setting` at `weight`) adds `weight` times the term `term` to `off`'s loss and
+    changes nothing else; the setting refuses negative values and the VAE."""
+    assert f"loss/{term}" not in off.stats and term in on.terms
+    value = on.stats[f"loss/{term}"]
+    assert value > 0 and torch.isfinite(value)
     assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
-    assert torch.allclose(on.loss - off.loss, 2 * swap, rtol=1e-4)
-    with pytest.raises(ValueError, match="swap_weight"):
-        ObjectiveConfig(swap_weight=-1.0)
+    assert torch.allclose(on.loss - off.loss, weight * value, rtol=1e-4)
+    with pytest.raises(ValueError, match=setting):
+        ObjectiveConfig(**{setting: -1.0})
     with pytest.raises(ValueError, match="needs a reference set"):
-        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(swap_weight=1))
+        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(**{setting: 1.0}))
+
+
+def _without_and_with(net: SRbVAE, x_u, x_r, setting: str, weight: float = 2.0):
+    """The model phase with `setting` at 0 and at `weight`, under the same noise."""
+
+    def phase(value):
+        torch.manual_seed(0)
+        cfg = ObjectiveConfig(**{setting: value})
+        return make_objective(net, cfg).model_phase(x_u, x_r)
+
+    return phase(0.0), phase(weight)
 
 
 def test_swap_weight_adds_the_z_of_transfers_to_the_srbvae_loss():
     net = SRbVAE(tiny_config(variant="srbvae"))
-    x_u, x_r = images(4, 32), images(4, 32)
-
-    def phase(weight):
-        torch.manual_seed(0)
-        return make_objective(net, ObjectiveConfig(swap_weight=weight)).model_phase(x_u, x_r)
-
-    off, on = phase(0.0), phase(2.0)
-    assert "loss/swap_z" not in off.stats and "swap_z" in on.terms
-    swap = on.stats["loss/swap_z"]
-    assert swap > 0 and torch.isfinite(swap)
-    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
-    assert torch.allclose(on.loss - off.loss, 2 * swap, rtol=1e-4)
+    off, on = _without_and_with(net, images(4, 32), images(4, 32), "swap_weight")
+    _assert_adds_the_term(off, on, "swap_z", "swap_weight")
 
 
 def test_swap_term_reaches_the_generator_and_floors_tiny_variances():
@@ -194,23 +201,8 @@ def test_swap_term_reaches_the_generator_and_floors_tiny_variances():
 @pytest.mark.parametrize("variant", ["rbvae", "srbvae"])
 def test_neutral_swap_weight_adds_the_z_of_neutralised_images_to_the_loss(variant):
     net = SRbVAE(tiny_config(variant=variant)).eval()
-    x_u, x_r = images(4, 32), images(4, 32)
-
-    def phase(weight):
-        torch.manual_seed(0)
-        cfg = ObjectiveConfig(neutral_swap_weight=weight)
-        return make_objective(net, cfg).model_phase(x_u, x_r)
-
-    off, on = phase(0.0), phase(2.0)
-    assert "loss/neutral_swap" not in off.stats and "neutral_swap" in on.terms
-    term = on.stats["loss/neutral_swap"]
-    assert term > 0 and torch.isfinite(term)
-    assert torch.allclose(on.stats["loss/recon_x_u"], off.stats["loss/recon_x_u"])
-    assert torch.allclose(on.loss - off.loss, 2 * term, rtol=1e-4)
-    with pytest.raises(ValueError, match="neutral_swap_weight"):
-        ObjectiveConfig(neutral_swap_weight=-1.0)
-    with pytest.raises(ValueError, match="needs a reference set"):
-        make_objective(SRbVAE(tiny_config(variant="vae")), ObjectiveConfig(neutral_swap_weight=1))
+    off, on = _without_and_with(net, images(4, 32), images(4, 32), "neutral_swap_weight")
+    _assert_adds_the_term(off, on, "neutral_swap", "neutral_swap_weight")
 
 
 @pytest.mark.parametrize("variant", ["rbvae", "srbvae"])
@@ -257,13 +249,7 @@ def test_reference_e_anchor_pulls_the_reference_codes_and_e_ref_together(variant
     with torch.no_grad():
         net.e_ref.fill_(3.0)  # far from the untrained encoder's codes, so the term is large
     x_u, x_r = images(4, 32), images(3, 32)
-
-    def phase(weight):
-        torch.manual_seed(0)
-        cfg = ObjectiveConfig(reference_e_weight=weight)
-        return make_objective(net, cfg).model_phase(x_u, x_r)
-
-    off, on = phase(0.0), phase(2.0)
+    off, on = _without_and_with(net, x_u, x_r, "reference_e_weight")
     assert "loss/reference_e" not in off.stats and "reference_e" in on.terms
     mu_er, _ = net.encoder_e(x_r)
     expected = 0.5 * (mu_er - net.e_ref).pow(2).sum(1).mean()

@@ -84,15 +84,19 @@ def test_a_source_with_other_networks_is_refused_with_its_path(tiny_faces, tmp_p
         warm_start(tmp_path / "nowhere", net, optimizers, cfg)
 
 
-def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp_path):
+def _taken_on(tiny_faces, tmp_path, setting: str):
+    """A two-step source run, and a run with `setting` (a [model] override) warm-started from
+    it: (source run directory, the new run's config, its networks, the fresh parameters)."""
     source = train(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)))
-    cfg = load_config(
-        None, tiny_run(tiny_faces, tmp_path, "styled", 4) + ["model.style_modulation=true"]
-    )
+    cfg = load_config(None, tiny_run(tiny_faces, tmp_path, "taker", 4) + [setting])
     net = SRbVAE(cfg.model)
     optimizers = TrainStep(make_objective(net, cfg.objective), cfg.optim).optimizers()
-
     _, _, fresh = warm_start(source / "state", net, optimizers, cfg)
+    return source, cfg, net, fresh
+
+
+def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp_path):
+    source, cfg, net, fresh = _taken_on(tiny_faces, tmp_path, "model.style_modulation=true")
 
     assert fresh and all(name.startswith("generator.styles.") for name in fresh)
     src = SRbVAE(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)).model)
@@ -104,12 +108,6 @@ def test_a_trained_generator_takes_on_style_modulation_unchanged(tiny_faces, tmp
 
 
 def test_a_trained_model_takes_on_a_framed_z_encoder_with_every_weight(tiny_faces, tmp_path):
-    source = train(load_config(None, tiny_run(tiny_faces, tmp_path, "source", 2)))
-    cfg = load_config(
-        None, tiny_run(tiny_faces, tmp_path, "framed", 4) + ["model.z_encoder_framed=true"]
-    )
-    net = SRbVAE(cfg.model)
-    optimizers = TrainStep(make_objective(net, cfg.objective), cfg.optim).optimizers()
-    _, _, fresh = warm_start(source / "state", net, optimizers, cfg)
+    _, _, net, fresh = _taken_on(tiny_faces, tmp_path, "model.z_encoder_framed=true")
     assert fresh == []  # framing changes what q(z|x) sees, not its weights
     assert net.encoder_z.framed

@@ -49,11 +49,11 @@ class ModelConfig:
     # to fill FRAMED_FILL of the frame and centred, so that the content's size and place are
     # invisible to z. For data whose target factors include a change of size (the digits'
     # scale: every reference digit is full-size, unlabelled ones down to half), it keeps z from
-    # holding the size (the latent adversary cannot: z's marginal matched across the sets while
-    # a probe still read the size off z). On digits e read the scale no better for it and the
-    # reference reconstructions were worse (docs/experiments.md, session 30). Needs a dark
-    # background (the content is what is brighter than it). Leave False where size or place
-    # is a common factor (a face's pose).
+    # holding the size (the latent adversary cannot: z's marginal matches across the sets while
+    # a probe still reads the size off z). On digits e reads the scale no better with it and
+    # reference reconstructions are worse (docs/experiments.md, "Taking the size out of z").
+    # Needs a dark background (the content is what is brighter than it). Leave False where
+    # size or place is a common factor (a face's pose).
     z_encoder_framed: bool = False
 
     def __post_init__(self) -> None:
@@ -145,7 +145,7 @@ class ObjectiveConfig:
     # width (e^r says so), so whatever of the size z_u holds cannot be read back: the term
     # takes it out of z, and reconstruction puts it in e. G and e^r are fixed in it (a G that
     # learnt it could draw z's size under e^r). The swap term's mirror. At 100 on digits e
-    # read the scale worse (docs/experiments.md, session 30). 0 is the paper.
+    # reads the scale worse (docs/experiments.md, "Taking the size out of z"). 0 is the paper.
     neutral_swap_weight: float = 0.0
     # Rb-VAE and sRb-VAE, not in the paper: weight of 0.5 ||E^mu(x_r) - e^r||^2, the e-encoder's
     # code of each reference image pulled to e^r (and e^r to it). The paper defines

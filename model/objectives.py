@@ -86,6 +86,19 @@ def gaussian_nll(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tor
     return 0.5 * (logvar + (v.float() - mu).pow(2) * torch.exp(-logvar)).sum(1)
 
 
+def fixed_variance_nll(
+    found: torch.Tensor, target: torch.Tensor, logvar: torch.Tensor
+) -> torch.Tensor:
+    """-log N(target | found, exp(logvar)) without the constant, the variance held fixed
+    (detached) and floored at SWAP_MIN_VAR: the swap terms' measure of a z found again. (B,)
+
+    Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
+    images; floored, so that the near-zero variances of untrained encoders do not make the
+    first steps' gradients explode (they collapse the posterior)."""
+    var = logvar.detach().float().exp().clamp(min=SWAP_MIN_VAR)
+    return 0.5 * ((found.float() - target.float()).pow(2) / var).sum(1)
+
+
 def logistic_regression(
     d_pos: torch.Tensor, d_neg: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,20 +228,16 @@ class Objective:
         return self.net.generator(z_r[:n], e_u), e_u
 
     def _swap_nll(self, z_r, mu_zr, lv_zr, mu_e, lv_e) -> torch.Tensor:
-        """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed. (B,)
-
-        Fixed, so that the encoder cannot excuse a moved z by widening its posterior on generated
-        images; floored at SWAP_MIN_VAR, so that the near-zero variances of untrained encoders
-        do not make the first steps' gradients explode (they collapse the posterior)."""
+        """-log q(mu_zr | G(z_r, e_u)) with the reference posterior's variance, fixed and
+        floored (`fixed_variance_nll`). (B,)"""
         x_swap, _ = self._transfers(z_r, mu_e, lv_e)
         n = x_swap.shape[0]
         mu_zs, _ = self.net.encoder_z(x_swap)
-        var = lv_zr[:n].detach().float().exp().clamp(min=SWAP_MIN_VAR)
-        return 0.5 * ((mu_zs.float() - mu_zr[:n].detach().float()).pow(2) / var).sum(1)
+        return fixed_variance_nll(mu_zs, mu_zr[:n].detach(), lv_zr[:n])
 
     def _neutral_swap_nll(self, z_u, mu_z, lv_z) -> torch.Tensor:
         """-log q(mu_z | G(z_u, e^r)) with the unlabelled posterior's variance, fixed and
-        floored as in `_swap_nll`. (B,)
+        floored (`fixed_variance_nll`). (B,)
 
         mu_z is not detached: the pull is on z_u to hold only what its neutralised image still
         shows. G and e^r are fixed, the lens: a G that learnt the term could draw, under e^r
@@ -236,8 +245,7 @@ class Objective:
         with frozen(self.net.generator):
             x_neutral = self.net.generator(z_u, self.net.expand_e_ref(z_u.shape[0]).detach())
         mu_zn, _ = self.net.encoder_z(x_neutral)
-        var = lv_z.detach().float().exp().clamp(min=SWAP_MIN_VAR)
-        return 0.5 * ((mu_zn.float() - mu_z.float()).pow(2) / var).sum(1)
+        return fixed_variance_nll(mu_zn, mu_z, lv_z)
 
     def _add_swaps(self, terms, stats, z_r, mu_zr, lv_zr, mu_e, lv_e, z_u, mu_z, lv_z) -> None:
         """The swap term and its mirror, the neutral swap term, those this run uses."""

@@ -27,6 +27,10 @@ from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+# [model] settings a trained state takes on: style modulation only adds modules that start as
+# the identity, framing changes only what q(z|x) sees.
+TAKEN_ON_MODEL_SETTINGS = ("style_modulation", "z_encoder_framed")
+
 
 def source_config(path: str | Path) -> TrainConfig:
     """The configuration a training state was written with."""
@@ -50,14 +54,8 @@ def warm_start(
     Returns the source's manifest, its extra tensors (RNG states) and the names of the
     parameters that start fresh."""
     src_cfg = source_config(path)
-    # Style modulation only adds modules that start as the identity, and framing changes only
-    # what q(z|x) sees: a trained model takes either on.
-    same = dataclasses.replace(
-        src_cfg.model,
-        style_modulation=cfg.model.style_modulation,
-        z_encoder_framed=cfg.model.z_encoder_framed,
-    )
-    if same != cfg.model:
+    taken_on = {name: getattr(cfg.model, name) for name in TAKEN_ON_MODEL_SETTINGS}
+    if dataclasses.replace(src_cfg.model, **taken_on) != cfg.model:
         raise CheckpointError(
             f"{path}: run.init_from needs the same [model] settings; the state was trained with "
             f"{src_cfg.model.to_dict()}"

@@ -44,10 +44,7 @@ class ModelConfig:
     # reference digit white), it keeps the z-encoder from telling the two sets apart by colour
     # alone and giving z one meaning per set (docs/experiments.md, session 28). Leave "rgb"
     # where colour is a common factor (a face's skin tone, hair, background).
-    # "silhouette": the brightest channel soft-thresholded at a quarter of the image's range, so
-    # that neither colour nor how a stroke is drawn (outline or solid, thin or a few pixels
-    # thicker: the digits' stroke width) reaches z; also needs a dark background.
-    z_encoder_input: Literal["rgb", "grey", "silhouette"] = "rgb"
+    z_encoder_input: Literal["rgb", "grey"] = "rgb"
     # Not in the paper: q(z|x) sees the image framed, its drawn content's bounding square scaled
     # to fill FRAMED_FILL of the frame and centred, so that the content's size and place are
     # invisible to z. For data whose target factors include a change of size (the digits'
@@ -71,7 +68,7 @@ class ModelConfig:
             raise ValueError("disc_width must be positive")
         if not 0.0 <= self.disc_dropout < 1.0:
             raise ValueError("disc_dropout must be in [0, 1)")
-        if self.z_encoder_input not in ("rgb", "grey", "silhouette"):
+        if self.z_encoder_input not in ("rgb", "grey"):
             raise ValueError(f"unknown z_encoder_input {self.z_encoder_input!r}")
         if not (self.e_in_first_layer or self.style_modulation):
             raise ValueError("e_in_first_layer = false needs style_modulation: G would ignore e")
@@ -265,7 +262,6 @@ def method_name(model: ModelConfig, objective: ObjectiveConfig) -> str:
             ("style modulation", model.style_modulation and model.e_in_first_layer),
             ("e through style modulation alone", not model.e_in_first_layer),
             ("colour-blind z-encoder", model.z_encoder_input == "grey"),
-            ("colour- and stroke-blind z-encoder", model.z_encoder_input == "silhouette"),
             ("size-blind z-encoder", model.z_encoder_framed),
         )
         if used

@@ -6,8 +6,6 @@ Images are (B, 3, H, W) in [-1, 1]; latents are (B, D).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,24 +63,6 @@ def standardised_grey(x: torch.Tensor) -> torch.Tensor:
     return ((grey - mean) / (std + 1e-3)).expand_as(x)
 
 
-# Where a silhouette's soft threshold sits, as a share of the image's range, and how sharp it
-# is: low enough that a thin outline's two anti-aliased edges fuse into one solid stroke.
-SILHOUETTE_LEVEL = 0.25
-SILHOUETTE_SHARPNESS = 20.0
-
-
-def silhouette(x: torch.Tensor) -> torch.Tensor:
-    """The image's brightest channel scaled to its own range and soft-thresholded at
-    SILHOUETTE_LEVEL, repeated on every channel: blind to colour, brightness and contrast, and
-    to how a stroke is drawn (an outline or solid, faint or saturated, thin or a few pixels
-    thicker) (ModelConfig.z_encoder_input). Differentiable. (B, C, H, W) in [-1, 1]."""
-    bright = x.amax(dim=1, keepdim=True)
-    low = bright.amin(dim=(2, 3), keepdim=True)
-    high = bright.amax(dim=(2, 3), keepdim=True)
-    level = (bright - low) / (high - low + 1e-3)
-    return (2 * torch.sigmoid(SILHOUETTE_SHARPNESS * (level - SILHOUETTE_LEVEL)) - 1).expand_as(x)
-
-
 # What a framed image's content fills: the reference digits' height in their frame (about 24/32).
 FRAMED_FILL = 0.75
 # A pixel is content when its brightest channel is above this share of the image's range.
@@ -131,14 +111,10 @@ class GaussianEncoder(nn.Module):
     """q(v|x) = N(mu(x), diag(exp(logvar(x)))) for one latent group (z or e)."""
 
     def __init__(
-        self,
-        cfg: ModelConfig,
-        latent_dim: int,
-        view: Literal["rgb", "grey", "silhouette"] = "rgb",
-        framed: bool = False,
+        self, cfg: ModelConfig, latent_dim: int, grey_input: bool = False, framed: bool = False
     ):
         super().__init__()
-        self.view = view
+        self.grey_input = grey_input
         self.framed = framed
         self.trunk = ConvTrunk(cfg)
         self.fc = nn.Sequential(
@@ -150,10 +126,8 @@ class GaussianEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.framed:
             x = framed(x)
-        if self.view == "grey":
+        if self.grey_input:
             x = standardised_grey(x)
-        elif self.view == "silhouette":
-            x = silhouette(x)
         h = self.fc(self.trunk(x))
         # Clamped so that exp() stays finite under bf16 autocast early in training.
         return self.mu(h), self.logvar(h).clamp(-12.0, 8.0)
@@ -320,7 +294,7 @@ class SRbVAE(nn.Module):
         self.encoder_z = GaussianEncoder(
             cfg,
             cfg.z_dim,
-            view=cfg.z_encoder_input,
+            grey_input=cfg.z_encoder_input == "grey",
             framed=cfg.z_encoder_framed,
         )
         self.encoder_e = GaussianEncoder(cfg, cfg.e_dim)

@@ -28,8 +28,8 @@ from training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 # [model] settings a trained state takes on: style modulation only adds modules that start as
-# the identity, framing and the z-encoder's input view change only what q(z|x) sees.
-TAKEN_ON_MODEL_SETTINGS = ("style_modulation", "z_encoder_framed", "z_encoder_input")
+# the identity, framing changes only what q(z|x) sees.
+TAKEN_ON_MODEL_SETTINGS = ("style_modulation", "z_encoder_framed")
 
 
 def source_config(path: str | Path) -> TrainConfig:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from model.config import RESOLUTIONS, ModelConfig, ObjectiveConfig, method_name
-from model.networks import FRAMED_FILL, PixelNorm, SRbVAE, StreamDropout, framed, silhouette
+from model.networks import FRAMED_FILL, PixelNorm, SRbVAE, StreamDropout, framed
 from tests.model.conftest import images, tiny_config
 
 
@@ -187,43 +187,3 @@ def test_a_framed_z_encoder_is_blind_to_size_and_passes_gradients_to_the_image()
     net.encoder_z(x)[0].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert "size-blind z-encoder" in method_name(cfg, ObjectiveConfig())
-
-
-def _outlined_ring(colour=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """_digit_at(1.0)'s ring drawn as the digits' outlines are: bright edges one pixel wide, a
-    faint anti-aliased inside (half the edges' level). (3, 32, 32)"""
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    r = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2).sqrt()
-    inside = ((r <= 12) & (r >= 9)).float()
-    edges = inside * ((r >= 11) | (r <= 10)).float()
-    level = torch.maximum(edges, 0.5 * inside)
-    return 2 * level * torch.tensor(colour).view(3, 1, 1) - 1
-
-
-def test_a_silhouette_is_the_same_for_a_stroke_however_it_is_drawn_and_coloured():
-    solid, outlined = _digit_at(1.0), _outlined_ring(colour=(0.1, 0.25, 0.15))
-    out = silhouette(torch.stack([solid, outlined, _digit_at(0.55)]))
-    assert out.shape == (3, 3, 32, 32) and out.min() >= -1 and out.max() <= 1
-    assert torch.equal(out[:, 0], out[:, 2])  # one grey level on every channel
-    assert (out[0] - out[1]).abs().max() < 0.02
-    assert (out[0] - out[2]).abs().max() > 1.5  # a smaller ring is another silhouette
-    assert torch.isfinite(silhouette(-torch.ones(1, 3, 32, 32))).all()
-
-
-def test_a_silhouette_z_encoder_is_blind_to_the_drawing_and_passes_gradients():
-    cfg = dataclasses.replace(tiny_config(32), z_encoder_input="silhouette")
-    torch.manual_seed(0)
-    net = SRbVAE(cfg)
-    solid = _digit_at(1.0).unsqueeze(0)
-    outlined = _outlined_ring(colour=(0.6, 0.3, 0.1)).unsqueeze(0)
-    other = torch.zeros(1, 3, 32, 32) - 1
-    other[..., 6:26, 14:18] = 1.0  # a "1"
-    with torch.no_grad():
-        z_solid, z_outlined, z_other = (net.encoder_z(x)[0] for x in (solid, outlined, other))
-        e_solid, e_outlined, e_other = (net.encoder_e(x)[0] for x in (solid, outlined, other))
-    assert (z_solid - z_outlined).abs().max() < 0.05 * (z_solid - z_other).abs().max()
-    assert (e_solid - e_outlined).abs().max() > 0.3 * (e_solid - e_other).abs().max()
-    x = outlined.clone().requires_grad_(True)
-    net.encoder_z(x)[0].sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    assert "stroke-blind z-encoder" in method_name(cfg, ObjectiveConfig())

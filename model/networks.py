@@ -76,7 +76,7 @@ def framed(x: torch.Tensor) -> torch.Tensor:
     as it is. (B, C, H, W) in [-1, 1]."""
     b, _, h, w = x.shape
     with torch.no_grad():
-        bright = x.detach().float().amax(1)  # (B, H, W)
+        bright = x.float().amax(1)  # (B, H, W)
         low = bright.amin(dim=(1, 2), keepdim=True)
         high = bright.amax(dim=(1, 2), keepdim=True)
         content = bright > low + CONTENT_THRESHOLD * (high - low)

@@ -3,7 +3,7 @@
 
     python -m bench.large_uploads [--repo PATH] [--levels 1 8 64] [--model-dir models] [--photos]
 
-By default the model is `digits`, so the API decodes each upload (reduced, JPEG draft mode) to
+By default the model is `digits-rbvae`, so the API decodes each upload (reduced, JPEG draft mode) to
 32x32 itself. With `--photos` it is `faces` and each JPEG holds a face: the API forwards the
 files undecoded, and the worker finds the face, edits it and answers the whole photo (JPEG).
 
@@ -109,7 +109,7 @@ def main() -> None:
         model = "faces"
         files = {"image": phone_photo(seed=0), "attributes": phone_photo(seed=2)}
     else:
-        model = "digits"
+        model = "digits-rbvae"
         files = {"image": photo_jpeg(seed=0), "attributes": photo_jpeg(seed=1)}
     sizes = " + ".join(f"{len(d) / 2**20:.1f} MiB" for d in files.values())
     repo = args.repo.resolve()

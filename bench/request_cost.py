@@ -1,7 +1,7 @@
 """What a request costs: CPU per request of every process of the stack, latency and throughput
 of `POST /transfer`, each beside the bare model measured in the same run.
 
-    python -m bench.request_cost [--seconds 10] [--rounds 2] [--model digits]
+    python -m bench.request_cost [--seconds 10] [--rounds 2] [--model digits-rbvae]
 
 1. In-process, the served model's device work for one transfer (encode 2 images, generate 1,
    tensors already in memory) over a batch-size sweep: latency at batch 1, transfers per second
@@ -483,7 +483,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--model", default="digits", help="a model in models/")
+    ap.add_argument("--model", default="digits-rbvae", help="a model in models/")
     ap.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
     ap.add_argument(
         "--rounds",

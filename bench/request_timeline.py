@@ -1,7 +1,7 @@
 """Where one request's time goes: a timeline of `POST /transfer` at concurrency 1, stage by
 stage across the client, the API and the worker, beside the floors of the engines it runs on.
 
-    python -m bench.request_timeline [--requests 300] [--model digits]
+    python -m bench.request_timeline [--requests 300] [--model digits-rbvae]
 
 1. A stack started as `make serve` starts it, with `SRBVAE_TRACE_TIMINGS=1` in both processes:
    the API and the worker note wall-clock times (`time.time_ns`, one clock on one machine) as
@@ -256,7 +256,7 @@ async def http_floor(resolution: int, n: int, state: Path) -> dict[str, list[flo
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--model", default="digits", help="a model in models/")
+    ap.add_argument("--model", default="digits-rbvae", help="a model in models/")
     ap.add_argument("--requests", type=int, default=300, help="sequential round trips of each")
     args = ap.parse_args(argv)
     vae = load_model(REPO_ROOT / "models" / args.model)

@@ -151,7 +151,7 @@ class ObjectiveConfig:
     # code of each reference image pulled to e^r (and e^r to it). The paper defines
     # q(e|x, y=1) as e^r and never runs the e-encoder on reference images, so e^r can sit far
     # outside the codes of the unlabelled images (Mahalanobis distance 33 in the served
-    # `digits-srbvae`, where the unlabelled codes' median is 4.8), and G can read z one way
+    # `digits`, where the unlabelled codes' median is 4.8), and G can read z one way
     # under e^r and another way under every unlabelled e (docs/experiments.md, session 20).
     # With one encoder for both sets, an unlabelled image that looks almost plain gets a code
     # near e^r, so G must move continuously from the reference's rendering to the unlabelled

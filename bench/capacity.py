@@ -47,6 +47,7 @@ import numpy as np
 import redis
 from celery import Celery
 
+from bench import BENCH_MODEL
 from bench.request_cost import (
     Bare,
     device_passes,
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--figures", type=Path, help="figures saved by --save: no measuring")
     ap.add_argument("--save", type=Path, help="write the measured figures here (JSON)")
-    ap.add_argument("--model", default="digits-rbvae", help="a model in models/")
+    ap.add_argument("--model", default=BENCH_MODEL, help="a model in models/")
     ap.add_argument("--seconds", type=float, default=20.0, help="per load level")
     ap.add_argument("--loads", default="10,100,1000,10000", help="target transfers/s")
     ap.add_argument("--latency-ms", type=float, default=None, help="target mean latency")

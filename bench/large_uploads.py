@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import BENCH_MODEL
 from scripts.processes import REPO_ROOT, free_port
 from tests.utils.bursts import burst, photo_jpeg, rss_mib, settle
 from tests.utils.photo_uploads import phone_photo
@@ -109,7 +110,7 @@ def main() -> None:
         model = "faces"
         files = {"image": phone_photo(seed=0), "attributes": phone_photo(seed=2)}
     else:
-        model = "digits-rbvae"
+        model = BENCH_MODEL
         files = {"image": photo_jpeg(seed=0), "attributes": photo_jpeg(seed=1)}
     sizes = " + ".join(f"{len(d) / 2**20:.1f} MiB" for d in files.values())
     repo = args.repo.resolve()

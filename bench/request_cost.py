@@ -52,7 +52,7 @@ import uvloop
 from celery import Celery
 from PIL import Image
 
-from bench import http_client
+from bench import BENCH_MODEL, http_client
 from model import load_model
 from scripts.processes import REPO_ROOT, free_port
 from scripts.serve import readyz
@@ -483,7 +483,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--model", default="digits-rbvae", help="a model in models/")
+    ap.add_argument("--model", default=BENCH_MODEL, help="a model in models/")
     ap.add_argument("--seconds", type=float, default=10.0, help="per concurrency level")
     ap.add_argument(
         "--rounds",

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from redis.asyncio import Redis
 
+from bench import BENCH_MODEL
 from bench.request_cost import measure_bare, own_stack, random_png
 from contract.tasks import RAW_RGB_PREFIX, TRACE_ENV
 from model import load_model
@@ -256,7 +257,7 @@ async def http_floor(resolution: int, n: int, state: Path) -> dict[str, list[flo
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--model", default="digits-rbvae", help="a model in models/")
+    ap.add_argument("--model", default=BENCH_MODEL, help="a model in models/")
     ap.add_argument("--requests", type=int, default=300, help="sequential round trips of each")
     args = ap.parse_args(argv)
     vae = load_model(REPO_ROOT / "models" / args.model)

@@ -10,10 +10,13 @@ import time
 
 from celery import states
 
+from contract.tasks import QUEUE
 from tests.utils.faults import FaultTask
 from worker.app import app
 from worker.runtime import get_runtime
 from worker.tasks import Job, ModelTask
+
+DRAIN_WAIT_S = 1.5  # within the fault workers' soft limit (3 s), with the settling time
 
 
 def started(task, job: Job) -> None:
@@ -35,8 +38,20 @@ def sleep(self, job: Job, seconds: float = 1.0) -> dict:
 
 
 @app.task(name=str(FaultTask.CRASH), base=ModelTask, bind=True)
-def crash(self, job: Job) -> dict:
-    """Dies as an out-of-memory kill would: SIGKILL, no cleanup, no acknowledgement."""
+def crash(self, job: Job, settle_s: float = 0.0) -> dict:
+    """Dies as an out-of-memory kill would: SIGKILL, no cleanup, no acknowledgement.
+
+    With `settle_s`, it first waits (at most DRAIN_WAIT_S) until the queue is empty, then
+    `settle_s` more: the messages this worker has popped are then recorded as unacknowledged,
+    and the kill loses none of them. Without it, a kill while the worker's main thread is
+    between a BRPOP and that record loses the popped message (kombu's BRPOP window,
+    docs/worker.md), which the API's journal, not the worker, sends again."""
     started(self, job)
+    if settle_s:
+        r = get_runtime().redis
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        while r.llen(QUEUE) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(float(settle_s))
     os.kill(os.getpid(), signal.SIGKILL)
     return {}

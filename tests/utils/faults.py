@@ -18,7 +18,7 @@ class FaultTask(StrEnum):
     """Registered by test workers only (tests/utils/fault_tasks.py)."""
 
     SLEEP = "srbvae.test.sleep"  # kwargs: seconds; holds the device thread that long
-    CRASH = "srbvae.test.crash"  # no kwargs; SIGKILLs its own worker process (an OOM kill)
+    CRASH = "srbvae.test.crash"  # kwargs: settle_s; SIGKILLs its own worker process (an OOM kill)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):

@@ -44,7 +44,7 @@ def test_sigkill_mid_job_then_every_queued_job_finishes_once(worker, client, mod
     r = redis.Redis.from_url(redis_server.url)
     # Killed once its prefetch is full (4 jobs reserved, the rest still queued). With room
     # left, kombu keeps a BRPOP outstanding, and a message Redis has already popped into the
-    # socket of a SIGKILLed worker is lost: see docs/worker.md, "What is not covered".
+    # socket of a SIGKILLed worker is lost: see docs/worker.md, "The BRPOP window".
     # Counted, not just STARTED: Celery stores STARTED before the job is admitted, and a kill
     # in between would hit a job that had not begun.
     wait_for(

@@ -16,7 +16,7 @@ from worker.app import app
 from worker.runtime import get_runtime
 from worker.tasks import Job, ModelTask
 
-DRAIN_WAIT_S = 1.5  # within the fault workers' soft limit (3 s), with the settling time
+DRAIN_WAIT_S = 1.5  # with the settling time, under the fault workers' hard limit (4.5 s)
 
 
 def started(task, job: Job) -> None:

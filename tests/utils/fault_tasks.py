@@ -4,6 +4,7 @@ long, and one that kills its worker. Their names are `tests.utils.faults.FaultTa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -11,7 +12,7 @@ import time
 from celery import states
 
 from contract.tasks import QUEUE
-from tests.utils.faults import FaultTask
+from tests.utils.faults import FaultTask, wait_for
 from worker.app import app
 from worker.runtime import get_runtime
 from worker.tasks import Job, ModelTask
@@ -49,9 +50,8 @@ def crash(self, job: Job, settle_s: float = 0.0) -> dict:
     started(self, job)
     if settle_s:
         r = get_runtime().redis
-        deadline = time.monotonic() + DRAIN_WAIT_S
-        while r.llen(QUEUE) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with contextlib.suppress(TimeoutError):  # not drained in time: kill all the same
+            wait_for(lambda: not r.llen(QUEUE), DRAIN_WAIT_S, "the queue was not drained")
         time.sleep(float(settle_s))
     os.kill(os.getpid(), signal.SIGKILL)
     return {}

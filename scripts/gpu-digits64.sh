@@ -5,9 +5,9 @@
 # MINUTES (default 10) bounds the training wall time from step 0 across the legs (each leg stops,
 # saving, once it is spent). On two CPU cores these widths cost 4.0-4.5 s a step (about 12 hours
 # for the 10,000 steps); the configs' narrower 16-channel stage, 1.4 s, reads scale at .069.
-# Environment: BASE_CHANNELS (default 32), LEG_STEPS (the legs' last steps, default
-# "2000 4566 7117 10000"; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default
-# digits64w), PYTHON (default .venv/bin/python).
+# Environment: BASE_CHANNELS (default 32), LEG_STEPS (the legs' last steps instead of the
+# configs'; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default digits64w), PYTHON
+# (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
@@ -15,8 +15,9 @@ mnist=${2:-}
 py=${PYTHON:-.venv/bin/python}
 width=${BASE_CHANNELS:-32}
 prefix=${RUN_PREFIX:-digits64w}
-read -r -a ends <<<"${LEG_STEPS:-2000 4566 7117 10000}"
-[ "${#ends[@]}" -eq 4 ] || { echo "LEG_STEPS needs four steps, one per leg" >&2; exit 2; }
+read -r -a ends <<<"${LEG_STEPS:-}"
+[ "${#ends[@]}" -eq 0 ] || [ "${#ends[@]}" -eq 4 ] ||
+    { echo "LEG_STEPS needs four steps, one per leg" >&2; exit 2; }
 
 data=data/digits-64
 if [ ! -f "$data/meta.json" ]; then
@@ -28,13 +29,13 @@ legs=(a b c d)
 for i in 0 1 2 3; do
     leg=${legs[$i]}
     # Each leg continues the one before from its state, as in the CPU configs.
-    from=()
-    [ -n "$previous" ] && from=(--set run.init_from="runs/$previous/state")
+    extra=()
+    [ -n "$previous" ] && extra+=(--set run.init_from="runs/$previous/state")
+    [ "${#ends[@]}" -eq 4 ] && extra+=(--set run.steps="${ends[$i]}")
     "$py" -m training train --config "configs/digits64-srbvae-$leg-cpu.toml" \
-        --set run.name="$prefix-$leg" --set run.steps="${ends[$i]}" \
-        --set model.base_channels="$width" --set run.time_limit_minutes="$minutes" \
-        --set run.log_every=500 "${from[@]}"
+        --set run.name="$prefix-$leg" --set model.base_channels="$width" \
+        --set run.time_limit_minutes="$minutes" --set run.log_every=500 "${extra[@]}"
     previous="$prefix-$leg"
 done
 "$py" -m training evaluate --checkpoint "runs/$previous/export" \
-    --baseline models/digits/evaluation.json --out "runs/$previous/evaluation.json"
+    --baseline models/digits/evaluation.json

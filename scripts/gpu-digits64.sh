@@ -3,17 +3,20 @@
 # the 32x32 recipe's wider first stage, on one GPU, then the evaluation against the served `digits`.
 #   scripts/gpu-digits64.sh [MINUTES] [MNIST_DIR]
 # MINUTES (default 10) bounds the training wall time from step 0 across the legs (each leg stops,
-# saving, once it is spent). On two CPU cores these widths cost 4.0-4.5 s a step (about 12 hours
-# for the 10,000 steps); the configs' narrower 16-channel stage, 1.4 s, reads scale at .069.
-# Environment: BASE_CHANNELS (default 32), LEG_STEPS (the legs' last steps instead of the
-# configs'; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default digits64w), PYTHON
-# (default .venv/bin/python).
+# saving, once it is spent). On two CPU cores these widths cost 3.4-4.5 s a step (about 10-12
+# hours for the 10,000 steps); the configs' narrower 16-channel stage, 1.4 s, reads scale at .069.
+# At these widths the configs' generator adversarial balance, 0.03, blacked out the generator
+# within 500 steps on CPU; 0.01 trains (docs/experiments.md).
+# Environment: BASE_CHANNELS (default 32), BALANCE (default 0.01), LEG_STEPS (the legs' last
+# steps instead of the configs'; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default
+# digits64w), PYTHON (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
 mnist=${2:-}
 py=${PYTHON:-.venv/bin/python}
 width=${BASE_CHANNELS:-32}
+balance=${BALANCE:-0.01}
 prefix=${RUN_PREFIX:-digits64w}
 read -r -a ends <<<"${LEG_STEPS:-}"
 [ "${#ends[@]}" -eq 0 ] || [ "${#ends[@]}" -eq 4 ] ||
@@ -34,6 +37,7 @@ for i in 0 1 2 3; do
     [ "${#ends[@]}" -eq 4 ] && extra+=(--set run.steps="${ends[$i]}")
     "$py" -m training train --config "configs/digits64-srbvae-$leg-cpu.toml" \
         --set run.name="$prefix-$leg" --set model.base_channels="$width" \
+        --set objective.adversarial_balance="$balance" \
         --set run.time_limit_minutes="$minutes" --set run.log_every=500 "${extra[@]}"
     previous="$prefix-$leg"
 done

@@ -58,3 +58,30 @@ def test_a_reconstruction_that_stays_far_above_its_lowest_is_reported():
     vae = CollapseMonitor(patience=1)
     vae.update({"loss/recon_x": 100.0})
     assert "loss/recon_x has stayed" in vae.update({"loss/recon_x": 250.0})
+
+
+def test_a_generator_that_ignores_its_codes_is_reported():
+    monitor = CollapseMonitor(patience=3)
+    # A first leg's generator that drew blank images whatever z and e (step 300 of one).
+    ignored = {
+        "grad/recon_x/generator": 83_800.0,
+        "grad/recon_x/encoder_z": 29.6,
+        "grad/recon_x/encoder_e": 34.1,
+    }
+    assert [monitor.update(ignored) for _ in range(2)] == [None, None]
+    # An interval without measured gradients neither counts nor resets.
+    assert monitor.update({"loss/recon_x_u": 1.0}) is None
+    warning = monitor.update(ignored)
+    assert "sends the encoders 0.00041 of its gradient on the generator for 3 intervals" in warning
+    # The codes used again (the same run's balance lowered, step 300) end the count.
+    used = {**ignored, "grad/recon_x/encoder_z": 391_000.0, "grad/recon_x/generator": 530_000.0}
+    assert monitor.update(used) is None
+    assert monitor.update(ignored) is None
+
+
+def test_an_early_dip_in_the_codes_share_is_not_reported():
+    monitor = CollapseMonitor(patience=5)
+    shares = (0.0022, 0.064, 0.00023, 0.00035, 0.00026, 0.00086, 0.027, 0.052)
+    for share in shares:
+        means = {"grad/recon_x/generator": 1e6, "grad/recon_x/encoder_z": share * 1e6}
+        assert monitor.update(means) is None

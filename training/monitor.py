@@ -27,7 +27,7 @@ class CollapseMonitor:
     SETBACK = 2.0
     # The reconstruction's gradient norm on the encoders over its norm on the generator. Healthy
     # digits runs stay above 0.025 from step 200 (mostly 0.1-1.5); a generator that draws blank
-    # images whatever its codes sends them 1e-4 to 1e-3 (a first leg briefly, for 4 intervals).
+    # images whatever its codes sends them 2e-4 to 9e-4 (one first leg that recovered did for 4 intervals).
     IGNORED_CODES = 1e-3
 
     def __init__(self, patience: int = 20):

@@ -117,13 +117,15 @@ class TrainStep:
 
         `measure_gradients` adds `grad/<term>/<module>`: the norm of the gradient that each
         weighted loss term sends to the generator, each encoder and e^r (one extra backward
-        pass per term, so the loop asks for it at its logging cadence only)."""
+        pass per term, so the loop asks for it at its logging cadence only), and the codes'
+        reach (`_code_reach`)."""
         self.net.train()
         x_u, x_r = self._prepare(x_u), self._prepare(x_r)
         with _frozen(self.disc_params), self._autocast(x_u.device):
             result = self.objective.model_phase(x_u, x_r)
         if measure_gradients:
             result.stats.update(self._gradient_norms(result.terms))
+            result.stats.update(self._code_reach(x_u))
         stats = _floats(result.stats)
         if not math.isfinite(stats["loss/total"]):
             raise NonFiniteLossError("model", stats)
@@ -168,6 +170,27 @@ class TrainStep:
                     torch.stack(sq).sum().sqrt() if sq else torch.zeros((), device=term.device)
                 )
         return norms
+
+
+    @torch.no_grad()
+    def _code_reach(self, x_u: torch.Tensor) -> dict[str, torch.Tensor]:
+        """How far each code moves what the generator draws from `x_u`'s codes: the mean absolute
+        pixel change (0 to 1) when e (`reach/e`) or z (`reach/z`) is another image's of the
+        batch, as in a transfer. A generator that stops using e draws every transfer of a row
+        alike, which no loss term shows directly."""
+        net, b = self.net, x_u.shape[0]
+        with self._autocast(x_u.device):
+            mu_z, _ = net.encoder_z(x_u)
+            mu_e, _ = net.encoder_e(x_u)
+            drawn = net.generator(
+                torch.cat([mu_z, mu_z, mu_z.roll(1, 0)]), torch.cat([mu_e, mu_e.roll(1, 0), mu_e])
+            ).float()
+        own, other_e, other_z = drawn.split(b)
+        # Images are in [-1, 1]: half the absolute difference is the change on a 0-1 scale.
+        return {
+            "reach/e": 0.5 * (own - other_e).abs().mean(),
+            "reach/z": 0.5 * (own - other_z).abs().mean(),
+        }
 
 
 def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:

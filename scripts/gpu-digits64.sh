@@ -6,8 +6,10 @@
 # saving, once it is spent). On two CPU cores these widths cost 3.4-4.5 s a step (about 10-12
 # hours for the 10,000 steps); the configs' narrower 16-channel stage, 1.4 s, reads scale at .069.
 # At these widths the configs' generator adversarial balance, 0.03, blacked out the generator
-# within 500 steps on CPU; 0.01 trains (docs/experiments.md).
-# Environment: BASE_CHANNELS (default 32), BALANCE (default 0.01), LEG_STEPS (the legs' last
+# within 500 steps on CPU; 0.01 trains. The later legs' swap weight, 40 in the configs, took e's
+# colour out of the transfers within 500 steps of the second leg; 20 keeps it (docs/experiments.md).
+# Environment: BASE_CHANNELS (default 32), BALANCE (default 0.01), SWAP (the later legs' swap
+# weight, default 20), LEG_STEPS (the legs' last
 # steps instead of the configs'; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default
 # digits64w), PYTHON (default .venv/bin/python).
 set -euo pipefail
@@ -17,6 +19,7 @@ mnist=${2:-}
 py=${PYTHON:-.venv/bin/python}
 width=${BASE_CHANNELS:-32}
 balance=${BALANCE:-0.01}
+swap=${SWAP:-20}
 prefix=${RUN_PREFIX:-digits64w}
 read -r -a ends <<<"${LEG_STEPS:-}"
 [ "${#ends[@]}" -eq 0 ] || [ "${#ends[@]}" -eq 4 ] ||
@@ -33,7 +36,7 @@ for i in 0 1 2 3; do
     leg=${legs[$i]}
     # Each leg continues the one before from its state, as in the CPU configs.
     extra=()
-    [ -n "$previous" ] && extra+=(--set run.init_from="runs/$previous/state")
+    [ -n "$previous" ] && extra+=(--set run.init_from="runs/$previous/state" --set objective.swap_weight="$swap")
     [ "${#ends[@]}" -eq 4 ] && extra+=(--set run.steps="${ends[$i]}")
     "$py" -m training train --config "configs/digits64-srbvae-$leg-cpu.toml" \
         --set run.name="$prefix-$leg" --set model.base_channels="$width" \

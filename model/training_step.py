@@ -171,7 +171,6 @@ class TrainStep:
                 )
         return norms
 
-
     @torch.no_grad()
     def _code_reach(self, x_u: torch.Tensor) -> dict[str, torch.Tensor]:
         """How far each code moves what the generator draws from `x_u`'s codes: the mean absolute

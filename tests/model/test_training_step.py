@@ -165,9 +165,13 @@ def test_measured_gradients_name_each_loss_term_and_the_module_it_reaches():
 def test_the_codes_reach_shows_a_generator_that_ignores_e():
     x = images(6, 32)
     # Style modulation starts as the identity: without e in the first layer G ignores e.
-    deaf = TrainStep(make_objective(SRbVAE(tiny_config(style_modulation=True, e_in_first_layer=False))))
+    deaf = TrainStep(
+        make_objective(SRbVAE(tiny_config(style_modulation=True, e_in_first_layer=False)))
+    )
     stats = deaf(x, images(4, 32), measure_gradients=True)
     assert stats["reach/e"] == 0 and stats["reach/z"] > 0
-    stats = TrainStep(make_objective(SRbVAE(tiny_config())))(x, images(4, 32), measure_gradients=True)
+    stats = TrainStep(make_objective(SRbVAE(tiny_config())))(
+        x, images(4, 32), measure_gradients=True
+    )
     assert 0 < stats["reach/e"] < 1 and 0 < stats["reach/z"] < 1
     assert "reach/e" not in TrainStep(make_objective(SRbVAE(tiny_config())))(x, images(4, 32))

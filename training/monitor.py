@@ -9,7 +9,8 @@ class CollapseMonitor:
     loss sits at log 2 (it learns nothing), a loss term that drowns another at the generator, or
     an image reconstruction term that stays far above its lowest (the generator lost what it
     drew, as when it draws blank images), or a generator that ignores the codes (it draws the
-    same image, often a blank one, whatever z and e say)."""
+    same image, often a blank one, whatever z and e say), or one that stopped using e (every
+    transfer alike) after it had."""
 
     WIN_ACCURACY = 0.99
     CHANCE_BAND = (0.45, 0.55)
@@ -29,6 +30,10 @@ class CollapseMonitor:
     # digits runs stay above 0.025 from step 200 (mostly 0.1-1.5); a generator that draws blank
     # images whatever its codes sends them 2e-4 to 9e-4 (one first leg that recovered did for 4 intervals).
     IGNORED_CODES = 1e-3
+    # reach/e (training_step.TrainStep._code_reach) over its highest in this process. The wide
+    # 64x64 second leg stayed at .66-1 of its highest over 1,000 healthy steps and fell to .23
+    # when its transfers went grey.
+    REACH_DROP = 1 / 3
 
     def __init__(self, patience: int = 20):
         self.patience = patience
@@ -38,6 +43,8 @@ class CollapseMonitor:
         self.lowest = float("inf")
         self.set_back = 0
         self.ignored = 0
+        self.highest_reach = 0.0
+        self.lost_e = 0
 
     def update(self, means: dict[str, float]) -> str | None:
         checks = (
@@ -45,6 +52,7 @@ class CollapseMonitor:
             self._dominance(means),
             self._setback(means),
             self._ignored_codes(means),
+            self._lost_e(means),
         )
         return "; ".join(w for w in checks if w) or None
 
@@ -76,6 +84,20 @@ class CollapseMonitor:
                 f"the reconstruction sends the encoders {share:.2g} of its gradient on the "
                 f"generator for {self.ignored} intervals: the generator ignores z and e (look at "
                 "the grids; a smaller objective.adversarial_balance may let it learn)"
+            )
+        return None
+
+    def _lost_e(self, means: dict[str, float]) -> str | None:
+        """Reports e's reach staying under REACH_DROP of its highest: G stopped using e."""
+        reach = means.get("reach/e")
+        if reach is None:  # not measured in this interval
+            return None
+        highest = self.highest_reach = max(self.highest_reach, reach)
+        self.lost_e = self.lost_e + 1 if reach < self.REACH_DROP * highest else 0
+        if self.lost_e >= self.patience:
+            return (
+                f"reach/e has stayed at {reach / highest:.2g} of its highest ({highest:.3g}) for "
+                f"{self.lost_e} intervals: the generator stopped using e (look at the transfers)"
             )
         return None
 

@@ -85,3 +85,15 @@ def test_an_early_dip_in_the_codes_share_is_not_reported():
     for share in shares:
         means = {"grad/recon_x/generator": 1e6, "grad/recon_x/encoder_z": share * 1e6}
         assert monitor.update(means) is None
+
+
+def test_a_generator_that_stops_using_e_is_reported():
+    monitor = CollapseMonitor(patience=3)
+    # The wide 64x64 second leg: a dip as its new terms arrive, healthy, then grey transfers.
+    for reach in (0.0037, 0.0088, 0.035, 0.051, 0.034, 0.042):
+        assert monitor.update({"reach/e": reach}) is None
+    assert [monitor.update({"reach/e": 0.0117}) for _ in range(2)] == [None, None]
+    assert monitor.update({"loss/recon_x_u": 1.0}) is None  # not measured: no count
+    warning = monitor.update({"reach/e": 0.0117})
+    assert "stayed at 0.23 of its highest (0.051) for 3 intervals" in warning
+    assert monitor.update({"reach/e": 0.03}) is None

@@ -7,8 +7,8 @@
 # hours for the 10,000 steps); the configs' narrower 16-channel stage, 1.4 s, reads scale at .069.
 # At these widths the configs' generator adversarial balance, 0.03, blacked out the generator
 # within 500 steps on CPU; 0.01 trains. The later legs' swap weight, 40 in the configs, took e's
-# colour out of the second leg's transfers for good by 2,500 steps; at 20 they lost it at 3,000
-# and were taking it back at 3,050 (docs/experiments.md: watch reach/e and the transfer grids).
+# colour out of the second leg's transfers at 2,450 steps, still gone when stopped at 2,576; at
+# 20 they lost it at 3,000 and had it back by 3,100 (docs/experiments.md: watch reach/e and the transfer grids).
 # Environment: BASE_CHANNELS (default 32), BALANCE (default 0.01), SWAP (the later legs' swap
 # weight, default 20), LEG_STEPS (the legs' last
 # steps instead of the configs'; a dry run on CPU: LEG_STEPS="4 8 12 16"), RUN_PREFIX (default

@@ -31,8 +31,8 @@ class CollapseMonitor:
     # images whatever its codes sends them 2e-4 to 9e-4 (one first leg that recovered did for 4 intervals).
     IGNORED_CODES = 1e-3
     # reach/e (training_step.TrainStep._code_reach) over its highest in this process. The wide
-    # 64x64 second leg stayed at .66-1 of its highest over 1,000 healthy steps and fell to .23
-    # when its transfers went grey.
+    # 64x64 second leg stayed at .57-1 of its highest from step 2,200 to 3,200 but at 3,000 and
+    # 3,050 (.23, .46), where its transfers went grey for a while.
     REACH_DROP = 1 / 3
 
     def __init__(self, patience: int = 20):

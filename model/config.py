@@ -45,15 +45,14 @@ class ModelConfig:
     # alone and giving z one meaning per set (docs/experiments.md, session 28). Leave "rgb"
     # where colour is a common factor (a face's skin tone, hair, background).
     z_encoder_input: Literal["rgb", "grey"] = "rgb"
-    # Not in the paper: q(z|x) sees the image framed, its drawn content's bounding square scaled
-    # to fill FRAMED_FILL of the frame and centred, so that the content's size and place are
-    # invisible to z. For data whose target factors include a change of size (the digits'
-    # scale: every reference digit is full-size, unlabelled ones down to half), it keeps z from
-    # holding the size (the latent adversary cannot: z's marginal matches across the sets while
-    # a probe still reads the size off z). On digits e reads the scale no better with it and
-    # reference reconstructions are worse (docs/experiments.md, "Taking the size out of z").
-    # Needs a dark background (the content is what is brighter than it). Leave False where
-    # size or place is a common factor (a face's pose).
+    # Not in the paper: q(z|x) sees the image zoomed about its drawn content's centre until the
+    # content's bounding square fills FRAMED_FILL of the frame, so that the content's size is
+    # invisible to z and its place is not. For data whose target factors include a change of
+    # size (the digits' scale: every reference digit is full-size, unlabelled ones down to
+    # half), it keeps z from holding the size (the latent adversary cannot: z's marginal
+    # matches across the sets while a probe still reads the size off z). Needs a dark
+    # background (the content is what is brighter than it). Leave False where size is a
+    # common factor (a face's pose).
     z_encoder_framed: bool = False
 
     def __post_init__(self) -> None:

@@ -70,10 +70,10 @@ CONTENT_THRESHOLD = 0.3
 
 
 def framed(x: torch.Tensor) -> torch.Tensor:
-    """The image's content (pixels brighter than the background) centred and scaled so that its
-    bounding square fills FRAMED_FILL of the frame (ModelConfig.z_encoder_framed). Differentiable
-    in the pixels; the box is found without gradients. An image with no content is returned
-    as it is. (B, C, H, W) in [-1, 1]."""
+    """The image zoomed about its content's centre (pixels brighter than the background) so that
+    the content's bounding square fills FRAMED_FILL of the frame: the size is gone, the place
+    kept (ModelConfig.z_encoder_framed). Differentiable in the pixels; the box is found without
+    gradients. An image with no content is returned as it is. (B, C, H, W) in [-1, 1]."""
     b, _, h, w = x.shape
     with torch.no_grad():
         bright = x.float().amax(1)  # (B, H, W)
@@ -95,10 +95,12 @@ def framed(x: torch.Tensor) -> torch.Tensor:
         cx = torch.where(empty, 0.0, (left + right + 1) / w - 1)
         cy = torch.where(empty, 0.0, (top + bottom + 1) / h - 1)
         zoom = torch.where(empty, 1.0, side / (FRAMED_FILL * max(h, w)))
+        # Output point p samples c + zoom * (p - c): the content's centre c stays where it is.
         theta = torch.zeros(b, 2, 3, device=x.device)
         theta[:, 0, 0] = zoom * max(h, w) / w
         theta[:, 1, 1] = zoom * max(h, w) / h
-        theta[:, 0, 2], theta[:, 1, 2] = cx, cy
+        theta[:, 0, 2] = cx * (1 - theta[:, 0, 0])
+        theta[:, 1, 2] = cy * (1 - theta[:, 1, 1])
         grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
     # Sampled as x + 1, so that what lies outside the image reads as the black background.
     out = F.grid_sample(

@@ -155,16 +155,19 @@ def _digit_at(
     return 2 * ring * torch.tensor(colour).view(3, 1, 1) - 1
 
 
-def test_framing_shows_a_small_or_moved_digit_at_the_reference_size_and_place():
+def test_framing_shows_a_small_digit_at_the_reference_size_in_its_own_place():
     full, half = _digit_at(1.0), _digit_at(0.5, shift=(5, -4), colour=(0.2, 0.7, 0.1))
     x = torch.stack([full, half, -torch.ones(3, 32, 32)])
     out = framed(x)
     assert out.shape == x.shape
-    # Both rings now have the same outer extent, FRAMED_FILL of the frame, centred.
-    for img in out[:2]:
+    # Both rings now have the same outer extent, FRAMED_FILL of the frame, each about the
+    # centre it had: the size is gone, the place kept.
+    for img, centre in zip(out[:2], ((15.5, 15.5), (20.5, 11.5)), strict=True):
         rows = (img.amax(0) > -0.5).any(1).nonzero().flatten()
+        cols = (img.amax(0) > -0.5).any(0).nonzero().flatten()
         assert abs((rows.max() - rows.min() + 1).item() - FRAMED_FILL * 32) <= 2
-        assert abs((rows.max() + rows.min()).item() / 2 - 15.5) <= 1
+        assert abs((rows.max() + rows.min()).item() / 2 - centre[0]) <= 1
+        assert abs((cols.max() + cols.min()).item() / 2 - centre[1]) <= 1
     # Colour is kept; a blank image is left as it is.
     assert out[1, 1].max() > out[1, 0].max() + 0.5
     assert torch.equal(out[2], x[2])

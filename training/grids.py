@@ -1,9 +1,9 @@
 """Pictures of what a model makes, for people to look at during and after training.
 
 - reconstructions: originals; G(z, e) of their posterior means; G(z, e^r), the neutralised image;
-- samples: each row one image's z, each column one e drawn as /sample draws it, shared down the
-  column (Fig. 4); before export fits the Gaussian of the codes that is N(0, I), which leaves
-  the data, so only the grids written at export show what /sample answers;
+- samples: each row one image's z, each column one e drawn as /sample draws it, from a Gaussian
+  fitted to the encoded e of unlabelled training images, shared down the column (Fig. 4);
+  during training the fit is redone at each grid on fewer images (training/prior.py);
 - transfers: top row gives e (attributes A), left column gives z (image B), cell = G(z_B, e_A)
   (Fig. 5), or that edit rendered onto B (`render="input"`, model/rendering.py).
 """

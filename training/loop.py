@@ -45,7 +45,7 @@ from training.data.faces.render import ZOOM as FACES_ZOOM
 from training.domain import fit_domain_reference
 from training.grids import write_grids
 from training.monitor import CollapseMonitor
-from training.prior import fit_target_prior
+from training.prior import PREVIEW_IMAGES, fit_target_prior
 from training.publish import written_whole
 from training.stopping import StopRequested, stop_signals
 from training.warm_start import warm_start
@@ -219,6 +219,8 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
     def grids(step: int) -> None:
         if ctx.is_main and preview is not None:
             model = ReferenceVAE(net, {"name": run.name}, device)
+            # Samples drawn as /sample will draw them, not from N(0, I), which leaves the data.
+            model.prior = fit_target_prior(model, data, PREVIEW_IMAGES)
             write_grids(model, preview, grid_dir, f"{step:07d}")
             net.train()
 
@@ -305,8 +307,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
 
     if ctx.enabled:
         distributed.assert_in_sync(net)
-    snapshot(step)
-    grids(step)
+    snapshot(step)  # the grids of this step are written from the export below
     if ctx.is_main:
         # Renamed into place once whole, so that no reader (evaluate, install) loads an export
         # without its fitted sampling Gaussian and domain reference; an evaluation or card of
@@ -330,7 +331,7 @@ def train(cfg: TrainConfig, *, command: str = "", resume: bool = True) -> Path:
                 update_manifest(staging, domain=fit_domain_reference(served, data).record())
             except ValueError as exc:  # a dataset without held-out images: answers carry none
                 log.warning("no domain reference stored: %s", exc)
-        if preview is not None:  # the last grids again, as served: samples from the fitted e
+        if preview is not None:  # the last step's grids, from the served (exported) weights
             write_grids(served, preview, grid_dir, f"{step:07d}")
         log.info("exported %s (sampling e from a Gaussian fitted on %d images)",
                  export_dir, served.prior.fitted_on)  # fmt: skip

@@ -48,6 +48,26 @@ def test_a_run_writes_metrics_grids_state_and_a_loadable_export(tiny_faces, tmp_
     )
 
 
+def test_the_sample_grids_drawn_during_training_sample_e_as_the_served_model_will(
+    tiny_faces, tmp_path, monkeypatch
+):
+    import training.loop
+
+    priors = []
+
+    def write_grids(model, images, out_dir, tag):
+        priors.append((tag, model.prior))
+        return []
+
+    monkeypatch.setattr(training.loop, "write_grids", write_grids)
+    train(load_config(None, tiny_run(tiny_faces, tmp_path)))
+    # Every grid, in training and at export, draws e from a Gaussian fitted to encoded
+    # unlabelled images (all 96 of the tiny set), never from N(0, I).
+    assert [tag for tag, _ in priors] == ["0000003", "0000006", "0000006"]  # the last at export
+    assert all(prior.fitted_on == 96 for _, prior in priors)
+    assert all(prior.mean.abs().max() > 0 for _, prior in priors)
+
+
 def _weights(run_dir):
     _, tensors = read_checkpoint(run_dir / "state", "state.json")
     return {k: v for k, v in tensors.items() if k.startswith("net.")}
